@@ -1,0 +1,61 @@
+"""KIS REST paths and TR ids (reference §4.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TOKEN_PATH = "/oauth2/tokenP"
+REVOKE_PATH = "/oauth2/revokeP"
+APPROVAL_PATH = "/oauth2/Approval"
+HASHKEY_PATH = "/uapi/hashkey"
+
+INQUIRE_PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
+CHK_HOLIDAY_PATH = "/uapi/domestic-stock/v1/quotations/chk-holiday"
+ORDER_CASH_PATH = "/uapi/domestic-stock/v1/trading/order-cash"
+ORDER_RVSECNCL_PATH = "/uapi/domestic-stock/v1/trading/order-rvsecncl"
+INQUIRE_BALANCE_PATH = "/uapi/domestic-stock/v1/trading/inquire-balance"
+INQUIRE_PSBL_ORDER_PATH = "/uapi/domestic-stock/v1/trading/inquire-psbl-order"
+INQUIRE_DAILY_CCLD_PATH = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
+OVERSEAS_PRICE_PATH = "/uapi/overseas-price/v1/quotations/price"
+
+# Quotation TRs are the same on both hosts.
+INQUIRE_PRICE = "FHKST01010100"
+CHK_HOLIDAY = "CTCA0903R"
+OVERSEAS_PRICE = "HHDFS00000300"
+
+
+@dataclass(frozen=True)
+class AccountTr:
+    """A live TR id with its old (pre-2024) alias; the paper id swaps the first letter for ``V``."""
+
+    live: str
+    old: str | None = None
+
+    def ids(self, paper: bool) -> tuple[str, ...]:
+        names = (self.live,) + ((self.old,) if self.old else ())
+        return tuple(paper_id(n) for n in names) if paper else names
+
+    def current(self, paper: bool) -> str:
+        return paper_id(self.live) if paper else self.live
+
+
+def paper_id(tr_id: str) -> str:
+    """The official helper's rule: live ids starting T, J or C become V + rest on the paper host."""
+    return "V" + tr_id[1:] if tr_id[:1] in ("T", "J", "C") else tr_id
+
+
+ORDER_BUY = AccountTr("TTTC0012U", "TTTC0802U")
+ORDER_SELL = AccountTr("TTTC0011U", "TTTC0801U")
+ORDER_RVSECNCL = AccountTr("TTTC0013U", "TTTC0803U")
+INQUIRE_BALANCE = AccountTr("TTTC8434R")
+INQUIRE_PSBL_ORDER = AccountTr("TTTC8908R")
+INQUIRE_DAILY_CCLD = AccountTr("TTTC0081R", "TTTC8001R")
+INQUIRE_DAILY_CCLD_OLD = AccountTr("CTSC9215R", "CTSC9115R")
+
+# Realtime TRs (reference §6.4).
+RT_PRICE_KR = "H0STCNT0"
+RT_ASKING_KR = "H0STASP0"
+RT_PRICE_US = "HDFSCNT0"
+RT_NOTICE_LIVE = "H0STCNI0"
+RT_NOTICE_PAPER = "H0STCNI9"
+PINGPONG = "PINGPONG"

@@ -1,0 +1,101 @@
+"""The ``kis`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+import typer
+
+from kis.config import Settings
+from kis.logs import configure_logging
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="KIS Trading Gateway")
+
+# The real KIS ports, so a client configured for KIS needs only the host changed.
+LIVE_PORTS = (9443, 21000)
+PAPER_PORTS = (29443, 31000)
+
+
+def _parse_faults(values: list[str]) -> dict[str, str]:
+    faults: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--fault takes name=value, got {item!r}")
+        faults[name.strip()] = value.strip()
+    return faults
+
+
+async def _run_sim(config, host: str, rest_port: int, ws_port: int) -> None:  # type: ignore[no-untyped-def]
+    from kis.sim.server import SimServer
+
+    server = SimServer(config, host=host, rest_port=rest_port, ws_port=ws_port)
+    await server.start()
+    typer.echo(f"KIS simulator ({'paper' if config.paper else 'live'} host)\n"
+               f"  REST      {server.rest_url}\n  WebSocket {server.ws_url}\n"
+               f"  admin     {server.rest_url}/__sim/stats", err=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+@app.command()
+def sim(
+    rest_port: Annotated[int | None, typer.Option(help="REST port (default 9443, paper 29443)")] = None,
+    ws_port: Annotated[int | None, typer.Option(help="WebSocket port (default 21000, paper 31000)")] = None,
+    paper: Annotated[bool, typer.Option("--paper", help="act as the paper (모의) host: V TR ids, 2 calls/s")] = False,
+    seed: Annotated[int, typer.Option(help="random-walk seed")] = 0,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    session_mode: Annotated[str, typer.Option(help="'always' open, or 'krx' to follow KRX/NYSE hours")] = "always",
+    credentials: Annotated[str | None, typer.Option(help="JSON file of accepted app keys")] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="REST calls/s per app key (default 20, paper 2)")] = None,
+    tick_interval: Annotated[float, typer.Option(help="seconds between market steps")] = 0.25,
+    pingpong_interval: Annotated[float, typer.Option(help="seconds between server PINGPONGs")] = 10.0,
+    fault: Annotated[list[str] | None, typer.Option(help="fault switch name=value (repeatable)")] = None,
+) -> None:
+    """Run the KIS simulator (REST + WebSocket) on loopback."""
+    from kis.sim.engine import SimConfig
+    from kis.sim.faults import Faults
+
+    settings = Settings()
+    configure_logging(settings.kis_log_level)
+    if session_mode not in ("always", "krx"):
+        raise typer.BadParameter("--session-mode is 'always' or 'krx'")
+    faults = Faults()
+    try:
+        faults.update(_parse_faults(fault or []))
+    except KeyError as err:
+        raise typer.BadParameter(f"unknown fault {err.args[0]!r}; known: {', '.join(Faults.names())}") from None
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    ports = PAPER_PORTS if paper else LIVE_PORTS
+    config = SimConfig(paper=paper, seed=seed, rate_limit_per_s=rate_limit, session_mode=session_mode,
+                       credentials_file=credentials, tick_interval_s=tick_interval,
+                       pingpong_interval_s=pingpong_interval, faults=faults)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run_sim(config, host, rest_port or ports[0], ws_port or ports[1]))
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+) -> None:
+    """Start the embedded default: the KIS simulator on loopback (the gateway joins it on port 8890)."""
+    from kis.sim.engine import SimConfig
+
+    settings = Settings()
+    configure_logging(settings.kis_log_level)
+    config = SimConfig()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run_sim(config, host, *LIVE_PORTS))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Every environment variable the product reads, in one settings object.
+
+Built once at start-up and passed down; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KisEnv(StrEnum):
+    SIM = "sim"  # built-in simulator (the embedded default)
+    MOCK = "mock"  # KIS paper trading server (모의투자)
+    LIVE = "live"  # KIS production server (실전)
+
+
+class MarketOverride(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# Real KIS hosts (reference §1). The simulator's URLs are decided at start-up by `kis up`.
+KIS_HOSTS: dict[KisEnv, tuple[str, str]] = {
+    KisEnv.LIVE: ("https://openapi.koreainvestment.com:9443", "ws://ops.koreainvestment.com:21000"),
+    KisEnv.MOCK: ("https://openapivts.koreainvestment.com:29443", "ws://ops.koreainvestment.com:31000"),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    kis_app_key: SecretStr | None = None
+    kis_app_secret: SecretStr | None = None
+    kis_account_no: str | None = Field(default=None, description="CANO-ACNT_PRDT_CD, e.g. 12345678-01")
+    kis_cano: str | None = None
+    kis_acnt_prdt_cd_kr: str = "01"
+    kis_hts_id: str | None = None
+    kis_env: KisEnv = KisEnv.SIM
+    kis_mock: bool | None = None
+    kis_ws_symbols: str = "005930,000660"
+    kis_rest_url: str | None = None
+    kis_ws_url: str | None = None
+    kis_market_override: MarketOverride | None = None
+    kis_db_url: str = "sqlite:///kis_trading.db"
+    kis_redis_url: str | None = None
+    kis_log_level: str = "INFO"
+    execution_jwt_secret: SecretStr | None = None
+
+    @field_validator("kis_market_override", mode="before")
+    @classmethod
+    def _blank_override_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("kis_env", mode="before")
+    @classmethod
+    def _lower_env(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def ws_symbols(self) -> list[str]:
+        return [s.strip() for s in self.kis_ws_symbols.split(",") if s.strip()]
+
+    @property
+    def paper(self) -> bool:
+        """True when the KIS side is a paper (모의) server: TR ids get the ``V`` prefix."""
+        if self.kis_mock is not None and self.kis_env is not KisEnv.SIM:
+            return self.kis_mock or self.kis_env is KisEnv.MOCK
+        return self.kis_env is KisEnv.MOCK
+
+    @property
+    def account_no(self) -> str | None:
+        """The configured account as CANO-ACNT_PRDT_CD (from KIS_ACCOUNT_NO, else KIS_CANO)."""
+        if self.kis_account_no:
+            return self.kis_account_no.strip()
+        if self.kis_cano:
+            return f"{self.kis_cano.strip()}-{self.kis_acnt_prdt_cd_kr.strip()}"
+        return None
