@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 # (upper bound exclusive, tick) — KRX 2023 table (reference §7).
 _TICKS: tuple[tuple[int, int], ...] = (
     (2_000, 1),
@@ -26,16 +28,23 @@ def is_on_tick(price: int) -> bool:
     return price > 0 and price % tick_size(price) == 0
 
 
+def _grid_down(p: int) -> int:
+    return p - p % tick_size(p)
+
+
+def _grid_up(p: int) -> int:
+    down = _grid_down(p)
+    return down if down == p else down + tick_size(down)
+
+
 def round_to_tick(price: float, mode: str = "nearest") -> int:
     """Round a price onto the grid. ``mode`` is nearest, down or up."""
-    p = max(1, int(price))
-    tick = tick_size(p)
-    down = p - p % tick
     if mode == "down":
-        return max(down, 1)
-    up = down if down == p else down + tick_size(down + 1)
+        return max(_grid_down(max(1, math.floor(price))), 1)
+    up = _grid_up(max(1, math.ceil(price)))
     if mode == "up":
         return up
+    down = max(_grid_down(max(1, math.floor(price))), 1)
     return down if (price - down) <= (up - price) else up
 
 

@@ -135,6 +135,7 @@ class Simulator:
     def step(self) -> None:
         """One market step: every watched symbol trades, resting orders match, listeners hear it."""
         kr_open, us_open = self.kr_open(), self.us_open()
+        self.market.mark_time()
         active_kr = {code for (mkt, code), n in self.interest.items() if mkt == "KR" and n > 0}
         active_kr.update(code for code, book in self.exchange.open_by_code.items() if book)
         if kr_open:
@@ -159,5 +160,6 @@ class Simulator:
     def refresh_quote(self, code: str) -> None:
         """A REST quote of a symbol nobody watches still moves, one trade per query at most per tick."""
         if self.interest.get(("KR", code), 0) == 0 and self.kr_open():
+            self.market.mark_time()
             trade = self.market.step_krx(code)
             self.exchange.on_trade(trade)

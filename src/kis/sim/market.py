@@ -14,6 +14,9 @@ from kis.krx import price_limits, round_to_tick, step_ticks, tick_size
 from kis.sim.symbols import KRX_BY_CODE, US_BY_SYMBOL, KrxSymbol, UsSymbol
 
 
+_VOLUMES = (1, 1, 2, 3, 5, 10, 10, 20, 50, 100, 150, 300)
+
+
 def _sign(diff: float, price: float, upper: float | None = None, lower: float | None = None) -> str:
     """KIS 전일대비부호: 1 상한 2 상승 3 보합 4 하한 5 하락."""
     if upper is not None and price >= upper:
@@ -100,6 +103,9 @@ class Market:
         self.rng = random.Random(seed)
         self.krx: dict[str, KrxState] = {}
         self.us: dict[str, UsState] = {}
+        self.hhmmss = "000000"
+        self.ymd = "19700101"
+        self.mark_time()
         for info in KRX_BY_CODE.values():
             lower, upper = price_limits(info.base_price)
             self.krx[info.code] = KrxState(info, info.base_price, lower, upper, info.base_price)
@@ -113,6 +119,12 @@ class Market:
         st.ask_qty = [self.rng.randint(1_000, 80_000) for _ in range(10)]
         st.bid_qty = [self.rng.randint(1_000, 80_000) for _ in range(10)]
 
+    def mark_time(self) -> None:
+        """Read the clock once per market step; every record of the step carries the same stamp."""
+        now = self.clock.now()
+        self.hhmmss = f"{now.hour:02d}{now.minute:02d}{now.second:02d}"
+        self.ymd = f"{now.year:04d}{now.month:02d}{now.day:02d}"
+
     # --- moving prices -------------------------------------------------------------------------
 
     def step_krx(self, code: str) -> Trade:
@@ -121,17 +133,18 @@ class Market:
         r = self.rng.random()
         move = 0 if r < 0.40 else (1 if r < 0.68 else -1 if r < 0.96 else (2 if r < 0.98 else -2))
         price = min(st.upper, max(st.lower, step_ticks(st.price, move)))
-        volume = self.rng.choice((1, 1, 2, 3, 5, 10, 10, 20, 50, 100, 150, 300))
+        volume = _VOLUMES[int(self.rng.random() * len(_VOLUMES))]
         return self._apply_trade(st, price, volume, "1" if move > 0 or (move == 0 and r < 0.2) else "5")
 
     def set_price(self, code: str, price: int) -> Trade:
         """Force the next trade's price (admin control for deterministic tests)."""
         st = self.krx[code]
         price = min(st.upper, max(st.lower, round_to_tick(price)))
+        self.mark_time()
         return self._apply_trade(st, price, 1, "1" if price >= st.price else "5")
 
     def _apply_trade(self, st: KrxState, price: int, volume: int, side: str) -> Trade:
-        hhmmss = self.clock.now().strftime("%H%M%S")
+        hhmmss = self.hhmmss
         st.price = price
         st.last_vol = volume
         st.last_side = side
@@ -149,9 +162,11 @@ class Market:
         else:
             st.sell_count += 1
             st.sell_volume += volume
-        i = self.rng.randrange(10)
-        st.ask_qty[i] = max(1, st.ask_qty[i] + self.rng.randint(-500, 500))
-        st.bid_qty[i] = max(1, st.bid_qty[i] + self.rng.randint(-500, 500))
+        r = self.rng.random()
+        i = int(r * 10)
+        delta = int(r * 10_000) % 1001 - 500
+        st.ask_qty[i] = max(1, st.ask_qty[i] + delta)
+        st.bid_qty[9 - i] = max(1, st.bid_qty[9 - i] - delta)
         return Trade(st.info.code, price, volume)
 
     def step_us(self, symbol: str) -> UsState:
@@ -175,21 +190,24 @@ class Market:
 
     def h0stcnt0(self, code: str) -> str:
         st = self.krx[code]
-        now = self.clock.now()
         p = st.price
-        cttr = st.buy_volume / st.sell_volume * 100 if st.sell_volume else 0.0
-        shnu_rate = st.buy_volume / st.acml_vol if st.acml_vol else 0.0
-        return "^".join((
-            code, now.strftime("%H%M%S"), str(p), _sign(st.diff, p, st.upper, st.lower), str(st.diff),
-            st.rate, st.wavg, str(st.open), str(st.high), str(st.low), str(st.ask1), str(st.bid1),
-            str(st.last_vol), str(st.acml_vol), str(st.acml_amount), str(st.sell_count), str(st.buy_count),
-            str(st.buy_count - st.sell_count), f"{cttr:.2f}", str(st.sell_volume), str(st.buy_volume),
-            st.last_side, f"{shnu_rate:.2f}", "0.00", st.open_hour, _sign(p - st.open, p),
-            str(p - st.open), st.high_hour, _sign(p - st.high, p), str(p - st.high), st.low_hour,
-            _sign(p - st.low, p), str(p - st.low), now.strftime("%Y%m%d"), "20", "N", str(st.ask_qty[0]),
-            str(st.bid_qty[0]), str(sum(st.ask_qty)), str(sum(st.bid_qty)),
-            f"{st.acml_vol / st.info.listed_shares * 100:.2f}", "0", "0.00", "0", "", str(st.open),
-        ))
+        diff = p - st.base
+        ask1, bid1 = st.ask1, st.bid1
+        sv, bv, av = st.sell_volume, st.buy_volume, st.acml_vol
+        cttr = bv / sv * 100 if sv else 0.0
+        shnu = bv / av if av else 0.0
+        wavg = st.acml_amount / av if av else float(p)
+        do, dh, dl = p - st.open, p - st.high, p - st.low
+        ask_q, bid_q = st.ask_qty, st.bid_qty
+        # One f-string: this is the hot path of every realtime benchmark.
+        return (
+            f"{code}^{self.hhmmss}^{p}^{_sign(diff, p, st.upper, st.lower)}^{diff}^{diff / st.base * 100:.2f}^"
+            f"{wavg:.2f}^{st.open}^{st.high}^{st.low}^{ask1}^{bid1}^{st.last_vol}^{av}^{st.acml_amount}^"
+            f"{st.sell_count}^{st.buy_count}^{st.buy_count - st.sell_count}^{cttr:.2f}^{sv}^{bv}^"
+            f"{st.last_side}^{shnu:.2f}^0.00^{st.open_hour}^{_sign(do, p)}^{do}^{st.high_hour}^"
+            f"{_sign(dh, p)}^{dh}^{st.low_hour}^{_sign(dl, p)}^{dl}^{self.ymd}^20^N^{ask_q[0]}^{bid_q[0]}^"
+            f"{sum(ask_q)}^{sum(bid_q)}^{av / st.info.listed_shares * 100:.2f}^0^0.00^0^^{st.open}"
+        )
 
     def h0stasp0(self, code: str) -> str:
         st = self.krx[code]
@@ -198,7 +216,7 @@ class Market:
             asks.append(min(st.upper, step_ticks(asks[-1], 1)))
             bids.append(max(st.lower, step_ticks(bids[-1], -1)))
         return "^".join((
-            code, self.clock.now().strftime("%H%M%S"), "0", *map(str, asks), *map(str, bids),
+            code, self.hhmmss, "0", *map(str, asks), *map(str, bids),
             *map(str, st.ask_qty), *map(str, st.bid_qty), str(sum(st.ask_qty)), str(sum(st.bid_qty)),
             "0", "0", "0", "0", "0", str(-st.base), "5", "-100.00", str(st.acml_vol), "0", "0", "0", "0", "0",
         ))
