@@ -81,16 +81,50 @@ def sim(
 
 @app.command()
 def up(
-    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="bind address for every server")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="gateway port (default KIS_GATEWAY_PORT, 8890)")] = None,
 ) -> None:
-    """Start the embedded default: the KIS simulator on loopback (the gateway joins it on port 8890)."""
-    from kis.sim.engine import SimConfig
+    """Start the embedded default: the KIS simulator and the gateway on loopback (SQLite).
+
+    With KIS_ENV=mock|live and real credentials the gateway talks to KIS itself and no simulator starts;
+    KIS_REST_URL/KIS_WS_URL point it at any KIS-compatible server.
+    """
+    from kis.config import KisEnv
 
     settings = Settings()
     configure_logging(settings.kis_log_level)
-    config = SimConfig()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run_sim(config, host, *LIVE_PORTS))
+        asyncio.run(_run_up(settings, host, port or settings.kis_gateway_port,
+                            embedded=settings.kis_env is KisEnv.SIM and not settings.kis_rest_url))
+
+
+async def _run_up(settings: Settings, host: str, port: int, embedded: bool) -> None:
+    import uvicorn
+
+    from kis.gateway.app import create_app
+    from kis.sim.engine import SimConfig
+    from kis.sim.server import SimServer
+
+    sim = None
+    if embedded:
+        rest_port, ws_port = PAPER_PORTS if settings.paper else LIVE_PORTS
+        sim = SimServer(SimConfig(paper=settings.paper), host=host, rest_port=rest_port, ws_port=ws_port)
+        await sim.start()
+    app_ = create_app(settings, configure_logs=False, sim_server=sim)
+    server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_config=None, access_log=False))
+    lines = [f"KIS Trading Gateway  http://{host}:{port}   (try: curl -s http://{host}:{port}/v1/quotes/005930)"]
+    if sim is not None:
+        lines.append(f"KIS simulator        REST {sim.rest_url}   WebSocket {sim.ws_url}   admin {sim.rest_url}/__sim/stats")
+    try:
+        serve = asyncio.create_task(server.serve())
+        while not server.started and not serve.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            typer.echo("\n".join(lines), err=True)
+        await serve
+    finally:
+        if sim is not None:
+            await sim.stop()
 
 
 def main() -> None:

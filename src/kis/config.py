@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     kis_db_url: str = "sqlite:///kis_trading.db"
     kis_redis_url: str | None = None
     kis_log_level: str = "INFO"
+    kis_state_dir: str = ".kis"  # token cache and lock files (mode 0600)
+    kis_operator_token: SecretStr | None = None  # Bearer token for operator endpoints (reconnect, …)
+    kis_rest_rate_per_s: float | None = None  # default: 20 live/sim, 2 mock (KIS limits)
+    kis_quote_fresh_s: float = 10.0  # a realtime quote older than this is stale → REST fallback
+    kis_gateway_host: str = "127.0.0.1"
+    kis_gateway_port: int = 8890
     execution_jwt_secret: SecretStr | None = None
 
     @field_validator("kis_market_override", mode="before")
@@ -69,6 +75,12 @@ class Settings(BaseSettings):
         if self.kis_mock is not None and self.kis_env is not KisEnv.SIM:
             return self.kis_mock or self.kis_env is KisEnv.MOCK
         return self.kis_env is KisEnv.MOCK
+
+    @property
+    def rest_rate_per_s(self) -> float:
+        if self.kis_rest_rate_per_s is not None:
+            return self.kis_rest_rate_per_s
+        return 2.0 if self.paper else 20.0
 
     @property
     def account_no(self) -> str | None:

@@ -1,0 +1,455 @@
+"""The KIS realtime session: connect, subscribe, keep alive, reconnect — never loop into a ban.
+
+- Subscriptions are tracked by ACK: OPSP0000 and OPSP0002 (already subscribed) both mean held.
+- A slot allocator keeps registrations within the session cap (41): pinned keys stay, on-demand keys
+  are evicted least-recently-used.
+- Keep-alive: server PINGPONGs are echoed back as text; an app-level PINGPONG goes out every 30 s
+  (idle L4 timeouts at 10/30 min, seed 002).
+- Reconnect: exponential backoff with jitter. Before subscribing on a new socket, everything held on
+  the old one is unsubscribed and a 3 s grace passes (a stale server session would otherwise answer
+  OPSP0002). The final attempt gives up without a further sleep. OPSP8996 (app key in use elsewhere)
+  backs off for a long time instead of hammering the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from kis.broker import trids as T
+from kis.broker.crypto import aes_cbc_decrypt
+from kis.broker.realtime import ParsedFrame, RealtimeParser
+from kis.clock import Clock
+from kis.logs import get_logger
+
+log = get_logger("kis.broker.ws")
+
+Key = tuple[str, str]  # (tr_id, tr_key)
+NOTICE_TRS = {T.RT_NOTICE_LIVE, T.RT_NOTICE_PAPER}
+
+
+@dataclass
+class WsConfig:
+    url: str
+    max_slots: int = 41
+    grace_s: float = 3.0
+    app_ping_s: float = 30.0
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_attempts: int | None = None  # None: keep trying; N: give up after N failed connects in a row
+    appkey_in_use_backoff_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    ack_timeout_s: float = 5.0
+    heartbeat_stale_s: float = 35.0  # ~3 missed server PINGPONGs
+
+
+@dataclass
+class WsStats:
+    connected: bool = False
+    messages: int = 0  # data frames received
+    records: int = 0
+    control_messages: int = 0
+    reconnect_count: int = 0
+    connects: int = 0
+    last_error: str | None = None
+    last_message_mono: float | None = None  # last data frame
+    last_inbound_mono: float | None = None  # anything from the server, PINGPONG included
+    last_message_ts: str | None = None  # ISO time of the last data frame
+    pingpong_received: int = 0
+    pingpong_answered: int = 0
+    app_pings_sent: int = 0
+    acks: dict[str, int] = field(default_factory=dict)
+    state: str = "idle"  # idle / connecting / subscribing / streaming / backoff / failed / stopped
+
+
+class SlotAllocator:
+    """At most ``capacity`` keys; pinned keys are never evicted, others leave least-recently-used first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.pinned: set[Key] = set()
+        self.lru: OrderedDict[Key, None] = OrderedDict()
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self.pinned or key in self.lru
+
+    def __len__(self) -> int:
+        return len(self.pinned) + len(self.lru)
+
+    def keys(self) -> list[Key]:
+        return [*self.pinned, *self.lru]
+
+    def pin(self, key: Key) -> list[Key]:
+        self.lru.pop(key, None)
+        if key in self.pinned:
+            return []
+        evicted = self._make_room()
+        if len(self) >= self.capacity:
+            raise OverflowError("every slot is pinned")
+        self.pinned.add(key)
+        return evicted
+
+    def touch(self, key: Key) -> list[Key]:
+        """Use ``key`` (adding it if new); returns the keys evicted to make room."""
+        if key in self.pinned:
+            return []
+        if key in self.lru:
+            self.lru.move_to_end(key)
+            return []
+        evicted = self._make_room()
+        if len(self) >= self.capacity:
+            raise OverflowError("every slot is pinned")
+        self.lru[key] = None
+        return evicted
+
+    def _make_room(self) -> list[Key]:
+        evicted = []
+        while len(self) >= self.capacity and self.lru:
+            old, _ = self.lru.popitem(last=False)
+            evicted.append(old)
+        return evicted
+
+    def remove(self, key: Key) -> None:
+        self.pinned.discard(key)
+        self.lru.pop(key, None)
+
+
+FrameHandler = Callable[[ParsedFrame], None]
+NoticeHandler = Callable[[str, str], None]  # (tr_id, decrypted plaintext)
+
+
+class KisWsClient:
+    def __init__(self, config: WsConfig, approval_key: Callable[[bool], Awaitable[str]], clock: Clock,
+                 parser: RealtimeParser, on_frame: FrameHandler, on_notice: NoticeHandler | None = None) -> None:
+        self.config = config
+        self._approval_key = approval_key
+        self.clock = clock
+        self.parser = parser
+        self.on_frame = on_frame
+        self.on_notice = on_notice
+        self.slots = SlotAllocator(config.max_slots)
+        self.held: set[Key] = set()  # acknowledged on the current socket
+        self.stats = WsStats()
+        self._ws: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._reconnect_now = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._held_last_socket: set[Key] = set()
+        self._pending_acks: dict[Key, asyncio.Future[bool]] = {}
+        self._aes: dict[str, tuple[str, str]] = {}  # tr_id -> (key, iv) for encrypted TRs
+        self._rng = random.Random()
+
+    # --- public API ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="kis-ws")
+            log.info("ws_worker_start", url=self.config.url)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._reconnect_now.set()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._unsubscribe_all(self._ws)
+                await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self.stats.connected = False
+        self.stats.state = "stopped"
+        log.info("ws_worker_stop")
+
+    def request_reconnect(self) -> None:
+        """Operator-requested reconnect: unsubscribe, grace, reconnect (the same path as a drop)."""
+        self._reconnect_now.set()
+
+    @property
+    def heartbeat_fresh(self) -> bool:
+        last = self.stats.last_inbound_mono
+        return bool(self.stats.connected and last is not None
+                    and self.clock.monotonic() - last < self.config.heartbeat_stale_s)
+
+    def pin(self, tr_id: str, tr_key: str) -> None:
+        """A key that must always be subscribed (KIS_WS_SYMBOLS, execution notices)."""
+        for old in self.slots.pin((tr_id, tr_key)):
+            self._schedule_unsubscribe(old)
+        self._schedule_subscribe((tr_id, tr_key))
+
+    def want(self, tr_id: str, tr_key: str) -> bool:
+        """Subscribe on demand (LRU). Returns False if no slot can be made."""
+        key = (tr_id, tr_key)
+        try:
+            evicted = self.slots.touch(key)
+        except OverflowError:
+            return False
+        for old in evicted:
+            self._schedule_unsubscribe(old)
+        if key not in self.held:
+            self._schedule_subscribe(key)
+        return True
+
+    async def wait_held(self, tr_id: str, tr_key: str, timeout: float) -> bool:
+        key = (tr_id, tr_key)
+        if key in self.held:
+            return True
+        fut = self._pending_acks.get(key)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._pending_acks[key] = fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return key in self.held
+
+    # --- the connection loop -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            self._reconnect_now.clear()
+            backoff_override: float | None = None
+            try:
+                self.stats.state = "connecting"
+                streamed = await self._session()
+                if streamed:
+                    attempt = 0
+            except _AppKeyInUse:
+                backoff_override = self.config.appkey_in_use_backoff_s
+                self.stats.last_error = "OPSP8996 ALREADY IN USE appkey"
+            except (OSError, ConnectionClosed, TimeoutError, websockets.InvalidHandshake) as err:
+                self.stats.last_error = f"{type(err).__name__}: {err}"[:200]
+                log.warning("ws_disconnected", error=self.stats.last_error)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # an unexpected bug must not end the worker silently
+                self.stats.last_error = f"{type(err).__name__}: {err}"[:200]
+                log.exception("ws_session_failed")
+            finally:
+                self.stats.connected = False
+                self._ws = None
+                self._held_last_socket |= self.held
+                self.held.clear()
+                for fut in self._pending_acks.values():
+                    if not fut.done():
+                        fut.set_result(False)
+                self._pending_acks.clear()
+            if self._stopping:
+                break
+            attempt += 1
+            if self.config.max_attempts is not None and attempt >= self.config.max_attempts:
+                # The final attempt gives up at once: no sleep that nobody will use.
+                self.stats.state = "failed"
+                log.error("ws_gave_up", attempts=attempt, error=self.stats.last_error)
+                return
+            self.stats.reconnect_count += 1
+            delay = backoff_override or self._backoff(attempt)
+            self.stats.state = "backoff"
+            log.info("ws_backoff", attempt=attempt, delay_s=round(delay, 2))
+            try:
+                await asyncio.wait_for(self._reconnect_now.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
+        return base * (0.5 + self._rng.random() / 2)  # equal jitter
+
+    async def _session(self) -> bool:
+        """One socket's life. Returns True if it got as far as streaming."""
+        approval = await self._approval_key(False)
+        log.info("ws_connect", url=self.config.url)
+        ws = await asyncio.wait_for(
+            websockets.connect(self.config.url, ping_interval=None, max_size=2**24, close_timeout=2),
+            timeout=self.config.connect_timeout_s)
+        self._ws = ws
+        self.stats.connects += 1
+        self.stats.connected = True
+        self.stats.last_inbound_mono = self.clock.monotonic()
+        reader = asyncio.create_task(self._reader(ws))
+        pinger = asyncio.create_task(self._app_ping(ws))
+        try:
+            if self._held_last_socket:
+                # Clear what the previous session may still hold on the server, then wait the grace.
+                self.stats.state = "grace"
+                for key in list(self._held_last_socket):
+                    await self._send(ws, approval, key, "2")
+                self._held_last_socket.clear()
+                await self._grace(reader)
+            self.stats.state = "subscribing"
+            for key in self.slots.keys():
+                await self._send(ws, approval, key, "1")
+            self.stats.state = "streaming"
+            reconnect = asyncio.create_task(self._reconnect_now.wait())
+            done, _ = await asyncio.wait({reader, reconnect}, return_when=asyncio.FIRST_COMPLETED)
+            reconnect.cancel()
+            if reader in done:
+                reader.result()  # re-raise why the socket ended
+                return True
+            # Operator reconnect: release everything on this socket first.
+            log.info("ws_reconnect_requested")
+            await self._unsubscribe_all(ws)
+            self._held_last_socket.clear()
+            await self._grace(reader)
+            return True
+        finally:
+            pinger.cancel()
+            reader.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await reader
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await pinger
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _grace(self, reader: asyncio.Task[None]) -> None:
+        """Wait the grace period while still reading (ACKs, PINGPONG); fail if the socket dies."""
+        done, _ = await asyncio.wait({reader}, timeout=self.config.grace_s)
+        if reader in done:
+            reader.result()
+            raise ConnectionError("socket closed during grace")
+
+    async def _unsubscribe_all(self, ws: Any) -> None:
+        approval = await self._approval_key(False)
+        for key in list(self.held):
+            with contextlib.suppress(Exception):
+                await self._send(ws, approval, key, "2")
+        self.held.clear()
+
+    async def _send(self, ws: Any, approval: str, key: Key, tr_type: str) -> None:
+        msg = json.dumps({"header": {"approval_key": approval, "custtype": "P", "tr_type": tr_type,
+                                     "content-type": "utf-8"},
+                          "body": {"input": {"tr_id": key[0], "tr_key": key[1]}}})
+        async with self._send_lock:
+            await ws.send(msg)
+        if tr_type == "1":
+            log.info("ws_subscribe", tr_id=key[0], tr_key=key[1])
+
+    def _schedule_subscribe(self, key: Key) -> None:
+        ws = self._ws
+        if ws is not None and self.stats.state == "streaming" and key not in self.held:
+            asyncio.get_running_loop().create_task(self._send_now(ws, key, "1"))
+
+    def _schedule_unsubscribe(self, key: Key) -> None:
+        ws = self._ws
+        if ws is not None and key in self.held:
+            self.held.discard(key)
+            asyncio.get_running_loop().create_task(self._send_now(ws, key, "2"))
+
+    async def _send_now(self, ws: Any, key: Key, tr_type: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._send(ws, await self._approval_key(False), key, tr_type)
+
+    async def _app_ping(self, ws: Any) -> None:
+        while True:
+            await asyncio.sleep(self.config.app_ping_s)
+            stamp = self.clock.now().strftime("%Y%m%d%H%M%S")
+            async with self._send_lock:
+                await ws.send(json.dumps({"header": {"tr_id": T.PINGPONG, "datetime": stamp}}))
+            self.stats.app_pings_sent += 1
+
+    # --- inbound ------------------------------------------------------------------------------------
+
+    async def _reader(self, ws: Any) -> None:
+        first = True
+        async for message in ws:
+            now = self.clock.monotonic()
+            self.stats.last_inbound_mono = now
+            if isinstance(message, bytes):
+                message = message.decode("utf-8", errors="replace")
+            c = message[:1]
+            if c == "0" or c == "1":
+                self._on_data(message, now)
+                if first:
+                    first = False
+                    log.info("ws_first_message", tr_id=message.split("|", 2)[1] if "|" in message else "")
+            else:
+                await self._on_control(ws, message)
+
+    def _on_data(self, message: str, now: float) -> None:
+        self.stats.messages += 1
+        self.stats.last_message_mono = now
+        if message[0] == "1":
+            parts = message.split("|", 3)
+            if len(parts) == 4 and self.on_notice is not None:
+                key_iv = self._aes.get(parts[1])
+                if key_iv is None:
+                    self.parser._fail("encrypted frame before its ACK", message)
+                    return
+                try:
+                    plain = aes_cbc_decrypt(parts[3], *key_iv)
+                except ValueError:
+                    self.parser._fail("undecryptable notice", message)
+                    return
+                self.on_notice(parts[1], plain)
+            return
+        parsed = self.parser.parse(message)
+        if parsed is not None:
+            self.stats.records += len(parsed.records)
+            self.on_frame(parsed)
+
+    async def _on_control(self, ws: Any, text: str) -> None:
+        self.stats.control_messages += 1
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            self.parser._fail("bad control JSON", text)
+            return
+        header = msg.get("header") or {}
+        tr_id = str(header.get("tr_id") or "")
+        if tr_id == T.PINGPONG:
+            self.stats.pingpong_received += 1
+            async with self._send_lock:
+                await ws.send(text)  # echo, as python-kis/mojito do; KIS accepts it
+            self.stats.pingpong_answered += 1
+            return
+        body = msg.get("body") or {}
+        code = str(body.get("msg_cd") or "")
+        self.stats.acks[code] = self.stats.acks.get(code, 0) + 1
+        key = (tr_id, str(header.get("tr_key") or ""))
+        if code == "OPSP8996":
+            log.error("ws_appkey_in_use")
+            raise _AppKeyInUse()
+        if code in ("OPSP0000", "OPSP0002"):
+            self.held.add(key)
+            output = body.get("output") or {}
+            if header.get("encrypt") == "Y" and output.get("key") and output.get("iv"):
+                self._aes[tr_id] = (str(output["key"]), str(output["iv"]))
+            if key not in self.slots:
+                # Evicted while the ACK was in flight: release it again.
+                self._schedule_unsubscribe(key)
+            self._resolve(key, True)
+            log.info("ws_subscribe_ack", tr_id=key[0], tr_key=key[1], code=code)
+        elif code == "OPSP0001":
+            self.held.discard(key)
+        elif code == "OPSP0011":
+            log.error("ws_invalid_approval_key")
+            await self._approval_key(True)
+            self._resolve(key, False)
+        elif code:
+            self.stats.last_error = f"{code} {body.get('msg1', '')}".strip()
+            log.warning("ws_control_error", tr_id=key[0], tr_key=key[1], code=code, msg=body.get("msg1"))
+            if code != "OPSP0003":
+                self._resolve(key, False)
+
+    def _resolve(self, key: Key, ok: bool) -> None:
+        fut = self._pending_acks.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(ok)
+
+
+class _AppKeyInUse(Exception):
+    pass
