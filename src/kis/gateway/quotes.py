@@ -33,44 +33,71 @@ US_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")
 US_EXCHANGES = {"NAS", "NYS", "AMS"}
 
 
-@dataclass(slots=True)
+class Layout:
+    """Where a TR's record keeps the fields a quote shows; values are converted only when read."""
+
+    __slots__ = ("ask", "bid", "date", "diff", "high", "low", "market", "negative_signs", "open", "price",
+                 "rate", "sign", "symbol", "time", "volume")
+
+    def __init__(self, tr_id: str, names: dict[str, str], market: str, negative_signs: tuple[str, ...] = ()) -> None:
+        index = RealtimeParser().index(tr_id)
+        for slot, name in names.items():
+            setattr(self, slot, index[name])
+        self.market = market
+        self.negative_signs = negative_signs  # US DIFF is unsigned; the sign field says which way
+
+
+KR_LAYOUT = Layout(T.RT_PRICE_KR, {
+    "symbol": "MKSC_SHRN_ISCD", "price": "STCK_PRPR", "sign": "PRDY_VRSS_SIGN", "diff": "PRDY_VRSS",
+    "rate": "PRDY_CTRT", "open": "STCK_OPRC", "high": "STCK_HGPR", "low": "STCK_LWPR", "ask": "ASKP1",
+    "bid": "BIDP1", "volume": "ACML_VOL", "time": "STCK_CNTG_HOUR", "date": "BSOP_DATE"}, "KR")
+US_LAYOUT = Layout(T.RT_PRICE_US, {
+    "symbol": "SYMB", "price": "LAST", "sign": "SIGN", "diff": "DIFF", "rate": "RATE", "open": "OPEN",
+    "high": "HIGH", "low": "LOW", "ask": "PASK", "bid": "PBID", "volume": "TVOL", "time": "XHMS",
+    "date": "XYMD"}, "US", negative_signs=("4", "5"))
+
+
 class Quote:
-    symbol: str
-    market: str  # KR / US
-    price: float
-    change: float
-    change_rate: float
-    sign: str
-    open: float
-    high: float
-    low: float
-    volume: int
-    ask: float | None
-    bid: float | None
-    tick_time: str  # HHMMSS (KST for KR, local for US) as KIS sends it
-    trade_date: str
-    received_mono: float
-    received_at: datetime
-    source: str  # kis-ws / kis-rest
+    """A quote as received. Realtime quotes keep the raw record and convert on read (hot path: store only)."""
+
+    __slots__ = ("layout", "received_mono", "received_wall", "record", "source", "symbol")
+
+    def __init__(self, symbol: str, layout: Layout, record: list[str], received_mono: float,
+                 received_wall: float, source: str) -> None:
+        self.symbol = symbol
+        self.layout = layout
+        self.record = record
+        self.received_mono = received_mono
+        self.received_wall = received_wall
+        self.source = source
+
+    @property
+    def price(self) -> float:
+        return _num(self.record[self.layout.price])
 
     def as_dict(self, now_mono: float, market_open: bool) -> dict[str, Any]:
+        L, r = self.layout, self.record
+        diff = _num(r[L.diff])
+        if r[L.sign] in L.negative_signs:
+            diff = -abs(diff)
+        ask, bid = r[L.ask], r[L.bid]
         return {
             "symbol": self.symbol,
-            "market": self.market,
+            "market": L.market,
             "source": self.source,
-            "price": self.price,
-            "change": self.change,
-            "change_rate": self.change_rate,
-            "change_sign": self.sign,
-            "open": self.open,
-            "high": self.high,
-            "low": self.low,
-            "volume": self.volume,
-            "ask": self.ask,
-            "bid": self.bid,
-            "trade_date": self.trade_date,
-            "tick_time": self.tick_time,
-            "timestamp": self.received_at.isoformat(),
+            "price": _num(r[L.price]),
+            "change": diff,
+            "change_rate": _num(r[L.rate]),
+            "change_sign": r[L.sign],
+            "open": _num(r[L.open]),
+            "high": _num(r[L.high]),
+            "low": _num(r[L.low]),
+            "volume": _int(r[L.volume]),
+            "ask": _num(ask) if ask else None,
+            "bid": _num(bid) if bid else None,
+            "trade_date": r[L.date],
+            "tick_time": r[L.time],
+            "timestamp": datetime.fromtimestamp(self.received_wall, KST).isoformat(),
             "age_ms": round((now_mono - self.received_mono) * 1000, 1),
             "market_open": market_open,
         }
@@ -90,6 +117,15 @@ def _int(text: str) -> int:
         return 0
 
 
+def _rest_record(layout: Layout, values: dict[str, str]) -> list[str]:
+    """Lay a REST answer out like a realtime record, so one Quote type serves both sources."""
+    size = max(getattr(layout, s) for s in Layout.__slots__ if s not in ("market", "negative_signs")) + 1
+    rec = [""] * size
+    for slot, value in values.items():
+        rec[getattr(layout, slot)] = value
+    return rec
+
+
 @dataclass
 class QuoteMetrics:
     ws_quote_hits: int = 0
@@ -102,45 +138,30 @@ class QuoteMetrics:
 
 
 class QuoteCache:
-    """Latest realtime quote per symbol. Hot path: one dict store per record."""
+    """Latest realtime quote per symbol. Hot path: one object and one dict store per record."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.quotes: dict[str, Quote] = {}
         self.listeners: list[Callable[[Quote], None]] = []
-        r = RealtimeParser()
-        self._kr = r.index(T.RT_PRICE_KR)
-        self._us = r.index(T.RT_PRICE_US)
 
     def apply(self, frame: ParsedFrame) -> None:
-        now_mono = self.clock.monotonic()
-        now = self.clock.now()
         if frame.tr_id == T.RT_PRICE_KR:
-            i = self._kr
-            p, sg, d, r, o, h, lo, a, b, v, t, dt = (
-                i["STCK_PRPR"], i["PRDY_VRSS_SIGN"], i["PRDY_VRSS"], i["PRDY_CTRT"], i["STCK_OPRC"],
-                i["STCK_HGPR"], i["STCK_LWPR"], i["ASKP1"], i["BIDP1"], i["ACML_VOL"], i["STCK_CNTG_HOUR"],
-                i["BSOP_DATE"])
-            sym_i = i["MKSC_SHRN_ISCD"]
-            for rec in frame.records:
-                q = Quote(rec[sym_i], "KR", _num(rec[p]), _num(rec[d]), _num(rec[r]), rec[sg], _num(rec[o]),
-                          _num(rec[h]), _num(rec[lo]), _int(rec[v]), _num(rec[a]), _num(rec[b]), rec[t], rec[dt],
-                          now_mono, now, "kis-ws")
-                self.quotes[q.symbol] = q
-                for listener in self.listeners:
-                    listener(q)
+            layout = KR_LAYOUT
         elif frame.tr_id == T.RT_PRICE_US:
-            i = self._us
-            for rec in frame.records:
-                diff = _num(rec[i["DIFF"]])
-                if rec[i["SIGN"]] in ("4", "5"):
-                    diff = -diff
-                q = Quote(rec[i["SYMB"]], "US", _num(rec[i["LAST"]]), diff, _num(rec[i["RATE"]]), rec[i["SIGN"]],
-                          _num(rec[i["OPEN"]]), _num(rec[i["HIGH"]]), _num(rec[i["LOW"]]), _int(rec[i["TVOL"]]),
-                          _num(rec[i["PASK"]]), _num(rec[i["PBID"]]), rec[i["XHMS"]], rec[i["XYMD"]],
-                          now_mono, now, "kis-ws")
-                self.quotes[q.symbol] = q
-                for listener in self.listeners:
+            layout = US_LAYOUT
+        else:
+            return
+        mono = self.clock.monotonic()
+        wall = self.clock.now().timestamp()
+        quotes = self.quotes
+        sym_i = layout.symbol
+        listeners = self.listeners
+        for rec in frame.records:
+            q = Quote(rec[sym_i], layout, rec, mono, wall, "kis-ws")
+            quotes[q.symbol] = q
+            if listeners:
+                for listener in listeners:
                     listener(q)
 
 
@@ -268,17 +289,19 @@ class QuoteService:
             raise ApiError(502, "KIS_ERROR", f"KIS answered {err.code}", retryable=err.retryable) from None
         out = r.body.get("output") or {}
         now = self.clock.now()
+        kst = now.astimezone(KST)
         if market == "KR":
-            return Quote(sym, "KR", _num(out.get("stck_prpr", "0")), _num(out.get("prdy_vrss", "0")),
-                         _num(out.get("prdy_ctrt", "0")), str(out.get("prdy_vrss_sign", "")),
-                         _num(out.get("stck_oprc", "0")), _num(out.get("stck_hgpr", "0")),
-                         _num(out.get("stck_lwpr", "0")), _int(out.get("acml_vol", "0")), None, None,
-                         now.astimezone(KST).strftime("%H%M%S"), now.astimezone(KST).strftime("%Y%m%d"),
-                         self.clock.monotonic(), now, "kis-rest")
-        diff = _num(out.get("diff", "0"))
-        if str(out.get("sign", "")) in ("4", "5"):
-            diff = -diff
-        last = _num(out.get("last", "0"))
-        return Quote(sym, "US", last, diff, _num(out.get("rate", "0")), str(out.get("sign", "")), last, last, last,
-                     _int(out.get("tvol", "0")), None, None, now.strftime("%H%M%S"), now.strftime("%Y%m%d"),
-                     self.clock.monotonic(), now, "kis-rest")
+            values = {"symbol": sym, "price": out.get("stck_prpr", "0"), "sign": out.get("prdy_vrss_sign", ""),
+                      "diff": out.get("prdy_vrss", "0"), "rate": out.get("prdy_ctrt", "0"),
+                      "open": out.get("stck_oprc", "0"), "high": out.get("stck_hgpr", "0"),
+                      "low": out.get("stck_lwpr", "0"), "volume": out.get("acml_vol", "0"),
+                      "time": kst.strftime("%H%M%S"), "date": kst.strftime("%Y%m%d")}
+            layout = KR_LAYOUT
+        else:
+            last = out.get("last", "0")
+            values = {"symbol": sym, "price": last, "sign": out.get("sign", ""), "diff": out.get("diff", "0"),
+                      "rate": out.get("rate", "0"), "open": last, "high": last, "low": last,
+                      "volume": out.get("tvol", "0"), "time": kst.strftime("%H%M%S"), "date": kst.strftime("%Y%m%d")}
+            layout = US_LAYOUT
+        return Quote(sym, layout, _rest_record(layout, {k: str(v) for k, v in values.items()}),
+                     self.clock.monotonic(), now.timestamp(), "kis-rest")
