@@ -139,9 +139,11 @@ def admin_routes(rest: SimRestApp) -> list[Route]:
         orders = [o for o in sim.exchange.orders.values() if o.account is acct]
         return _json({
             "cash": acct.cash, "reserved_cash": acct.reserved_cash,
-            "holdings": {c: {"qty": h.qty, "sellable": h.sellable, "cost": h.cost} for c, h in acct.holdings.items()},
-            "orders": [{"odno": o.odno, "orgn_odno": o.orgn_odno, "code": o.code, "side": o.side, "qty": o.qty,
-                        "price": o.price, "filled": o.filled, "cancelled": o.cancelled, "kind": o.rvse_cncl}
+            "holdings": {c: {"qty": h.qty, "sellable": h.sellable, "cost": h.cost}
+                         for c, h in acct.holdings.items()},
+            "orders": [{"odno": o.odno, "orgn_odno": o.orgn_odno, "code": o.code, "side": o.side,
+                        "qty": o.qty, "price": o.price, "filled": o.filled, "cancelled": o.cancelled,
+                        "kind": o.rvse_cncl}
                        for o in orders],
         })
 

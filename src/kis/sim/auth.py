@@ -102,7 +102,8 @@ class AuthRegistry:
             "iat": int(now.timestamp()),
             "exp": int(expires.timestamp()),
         }
-        token = jwt.encode(claims, self._signing_key, algorithm="HS512")
+        # Header typ-first, as KIS serialises it: real tokens all start "eyJ0eXAiOiJKV1Qi…" (DOC example).
+        token = jwt.encode(claims, self._signing_key, algorithm="HS512", sort_headers=False)
         issued = IssuedToken(token, app_key, now, expires)
         self.tokens[token] = issued
         self._latest[app_key] = issued

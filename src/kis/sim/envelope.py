@@ -13,6 +13,11 @@ from kis.broker.codes import EGW_MESSAGES, OPSQ_MESSAGES
 JSON_TYPE = "application/json; charset=utf-8"
 MSG1_WIDTH = 80  # account/order TRs pad msg1 with spaces to this width
 
+# KIS's own response headers (tr_id, tr_cont, gt_uid) go out lowercase, the standard ones capitalised:
+# the official client (open-trading-api APIResp._setHeader) makes a namedtuple of every all-lowercase
+# header name, which a lowercase "content-type" would crash (reference §3.2).
+_STANDARD_HEADER_NAMES = {b"content-type": b"Content-Type", b"content-length": b"Content-Length"}
+
 
 class KisHttpError(Exception):
     """Raised inside a handler; rendered as the envelope KIS would send."""
@@ -52,9 +57,16 @@ def pad_msg(text: str) -> str:
     return text.ljust(MSG1_WIDTH)
 
 
+def _wire_names(response: Response) -> Response:
+    response.raw_headers = [(_STANDARD_HEADER_NAMES.get(name, name), value)
+                            for name, value in response.raw_headers]
+    return response
+
+
 def kis_json(body: dict[str, Any], status: int = 200, tr_id: str = "", tr_cont: str = "") -> Response:
     headers = {"tr_id": tr_id, "tr_cont": tr_cont, "gt_uid": secrets.token_hex(16)}
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+    response = Response(orjson.dumps(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+    return _wire_names(response)
 
 
 def envelope_response(err: KisHttpError, tr_id: str = "", pad: bool = False) -> Response:
@@ -64,5 +76,5 @@ def envelope_response(err: KisHttpError, tr_id: str = "", pad: bool = False) -> 
 
 def oauth_error_response(err: OAuthError) -> Response:
     description = EGW_MESSAGES.get(err.code, "잘못된 요청입니다.")
-    return Response(orjson.dumps({"error_description": description, "error_code": err.code}),
-                    status_code=err.status, media_type=JSON_TYPE)
+    return _wire_names(Response(orjson.dumps({"error_description": description, "error_code": err.code}),
+                                status_code=err.status, media_type=JSON_TYPE))

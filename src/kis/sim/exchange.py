@@ -137,7 +137,8 @@ class Exchange:
     def _next_odno(self) -> str:
         return f"{next(self._odno):010d}"
 
-    def place(self, acct: Account, code: str, side: str, dvsn: str, qty: int, price: int, now: datetime) -> Order:
+    def place(self, acct: Account, code: str, side: str, dvsn: str, qty: int, price: int,
+              now: datetime) -> Order:
         st = self.market.krx[code]
         market_like = dvsn in MARKET_LIKE
         if not market_like and not (st.lower <= price <= st.upper):
@@ -292,7 +293,8 @@ class Exchange:
         order.filled += qty
         order.filled_amount += amount
         self._prune(order)
-        self._emit(Notice(acct.app_key, order, "fill", qty, price, self.market.clock.now().strftime("%H%M%S")))
+        hhmmss = self.market.clock.now().strftime("%H%M%S")
+        self._emit(Notice(acct.app_key, order, "fill", qty, price, hhmmss))
 
     def _emit(self, notice: Notice) -> None:
         for listener in self.listeners:

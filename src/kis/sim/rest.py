@@ -23,7 +23,13 @@ from starlette.routing import Route
 
 from kis.broker import fields as F
 from kis.broker import trids as T
-from kis.broker.codes import MSG_INQUIRY_DONE, MSG_INQUIRY_LAST, MSG_INQUIRY_MORE, MSG_ORDER_SENT, MSG_QUOTE_OK
+from kis.broker.codes import (
+    MSG_INQUIRY_DONE,
+    MSG_INQUIRY_LAST,
+    MSG_INQUIRY_MORE,
+    MSG_ORDER_SENT,
+    MSG_QUOTE_OK,
+)
 from kis.clock import KST
 from kis.krx import is_on_tick
 from kis.logs import get_logger
@@ -45,6 +51,10 @@ from kis.sim.exchange import BUY, MARKET_LIKE, SELL, SUPPORTED_DVSN, Account, Or
 log = get_logger("kis.sim.rest")
 
 Handler = Callable[["Call"], Awaitable[Response]]
+
+# Account/order TRs pad msg1 to 80 characters, their rejects included (reference §3.2).
+PADDED_MSG1_HANDLERS = frozenset(
+    {"order_buy", "order_sell", "rvsecncl", "balance", "psbl_order", "daily_ccld"})
 
 
 @dataclass
@@ -86,7 +96,8 @@ def _b(call: Call, name: str, required: bool = True) -> str:
 
 
 def _int(value: str, name: str, minimum: int = 0) -> int:
-    if not value.isdigit() or int(value) < minimum:
+    # ASCII digits only: str.isdigit() also accepts "²" (int() then raises) and full-width "１".
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise input_error(name)
     return int(value)
 
@@ -103,7 +114,9 @@ class SimRestApp:
         self.routes: dict[str, dict[str, str]] = {}
         self.methods: dict[str, str] = {}
         self._register(T.INQUIRE_PRICE_PATH, "GET", {T.INQUIRE_PRICE: "inquire_price"})
-        self._register(T.CHK_HOLIDAY_PATH, "GET", {T.CHK_HOLIDAY: "chk_holiday"})
+        # chk-holiday is live-only: the paper host answers CTCA0903R with EGW00213 (reference §4.1; a
+        # third-party log shows "모의투자 TR 이 아닙니다." for CTCA0903R on the paper host).
+        self._register(T.CHK_HOLIDAY_PATH, "GET", {} if paper else {T.CHK_HOLIDAY: "chk_holiday"})
         self._register(T.OVERSEAS_PRICE_PATH, "GET", {T.OVERSEAS_PRICE: "overseas_price"})
         self._register(T.ORDER_CASH_PATH, "POST", {
             **dict.fromkeys(T.ORDER_BUY.ids(paper), "order_buy"),
@@ -117,12 +130,12 @@ class SimRestApp:
             **dict.fromkeys(T.INQUIRE_DAILY_CCLD.ids(paper), "daily_ccld"),
             **dict.fromkeys(T.INQUIRE_DAILY_CCLD_OLD.ids(paper), "daily_ccld"),
         })
-        # Live TR ids of account TRs, to recognise "live TR on the paper host" (EGW00213).
-        self.live_account_trs = {
+        # Live-only TR ids (account TRs, chk-holiday), to recognise "live TR on the paper host" (EGW00213).
+        self.live_only_trs = {
             tr for spec in (T.ORDER_BUY, T.ORDER_SELL, T.ORDER_RVSECNCL, T.INQUIRE_BALANCE,
                             T.INQUIRE_PSBL_ORDER, T.INQUIRE_DAILY_CCLD, T.INQUIRE_DAILY_CCLD_OLD)
             for tr in spec.ids(False)
-        }
+        } | {T.CHK_HOLIDAY}
         routes = [
             Route(T.TOKEN_PATH, self.token, methods=["POST"]),
             Route(T.REVOKE_PATH, self.revoke, methods=["POST"]),
@@ -137,6 +150,8 @@ class SimRestApp:
             routes=routes,
             exception_handlers={HTTPException: self._http_exception, Exception: self._unexpected},
         )
+        # KIS paths are exact: "/inquire-price/" is unroutable (EGW00202 envelope), not a 307 redirect.
+        self.app.router.redirect_slashes = False
 
     def _register(self, path: str, method: str, trs: dict[str, str]) -> None:
         self.routes[path] = trs
@@ -147,7 +162,8 @@ class SimRestApp:
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if request.url.path.startswith("/__sim"):
-            return Response(orjson.dumps({"error": exc.detail}), exc.status_code, media_type="application/json")
+            return Response(orjson.dumps({"error": exc.detail}), exc.status_code,
+                            media_type="application/json")
         # Unknown path or wrong method: the gateway cannot route it.
         return envelope_response(KisHttpError(exc.status_code, "1", "EGW00202", "GW 라우팅 오류"))
 
@@ -163,7 +179,6 @@ class SimRestApp:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.rest_5xx_burst > 0:
             faults.rest_5xx_burst -= 1
-            self.sim.rest_errors["EGW00002"] += 1
             raise gateway_error("EGW00002")
 
     def _check_app_headers(self, request: Request) -> str:
@@ -175,7 +190,6 @@ class SimRestApp:
 
     def _rate_limit(self, app_key: str) -> None:
         if self.sim.in_storm() or not self.sim.limiter.allow(app_key):
-            self.sim.rest_errors["EGW00201"] += 1
             raise gateway_error("EGW00201")
 
     def _check_token(self, request: Request, app_key: str) -> None:
@@ -201,7 +215,7 @@ class SimRestApp:
                 raise gateway_error("OPSQ9999")
             handler_name = self.routes[path].get(tr_id)
             if handler_name is None:
-                if self.sim.config.paper and tr_id in self.live_account_trs:
+                if self.sim.config.paper and tr_id in self.live_only_trs:
                     raise gateway_error("EGW00213")
                 raise gateway_error("OPSQ0002")
             body = None
@@ -223,11 +237,15 @@ class SimRestApp:
         except KisHttpError as err:
             if err.rt_cd != "0":
                 self.sim.rest_errors[err.msg_cd] += 1
-            pad = handler_name in ("order_buy", "order_sell", "rvsecncl", "balance", "psbl_order", "daily_ccld")
-            return envelope_response(err, tr_id, pad=pad and err.status == 200)
+            pad = handler_name in PADDED_MSG1_HANDLERS and err.status == 200
+            return envelope_response(err, tr_id, pad=pad)
         except OrderReject as rej:
             self.sim.rest_errors[rej.msg_cd] += 1
             return envelope_response(business_reject(rej.msg_cd, rej.msg1), tr_id, pad=True)
+        except Exception:  # a simulator bug still answers like the gateway (tr_id echoed), not a traceback
+            log.exception("sim_rest_unexpected", path=path, tr_id=tr_id)
+            self.sim.rest_errors["EGW00002"] += 1
+            return envelope_response(gateway_error("EGW00002"), tr_id)
 
     # --- OAuth ----------------------------------------------------------------------------------------
 
@@ -252,7 +270,8 @@ class SimRestApp:
             if body.get("grant_type") != "client_credentials":
                 raise OAuthError("EGW00106")
             self.sim.rest_calls[T.TOKEN_PATH] += 1
-            issued = self.sim.auth.issue_token(str(body.get("appkey") or ""), str(body.get("appsecret") or ""))
+            issued = self.sim.auth.issue_token(str(body.get("appkey") or ""),
+                                               str(body.get("appsecret") or ""))
         except OAuthError as err:
             self.sim.rest_errors[err.code] += 1
             return oauth_error_response(err)
@@ -274,8 +293,10 @@ class SimRestApp:
             self.sim.auth.revoke(str(body.get("appkey") or ""), str(body.get("appsecret") or ""),
                                  str(body.get("token") or ""))
         except OAuthError as err:
+            self.sim.rest_errors[err.code] += 1
             return oauth_error_response(err)
         except AuthError as err:
+            self.sim.rest_errors[err.code] += 1
             return oauth_error_response(OAuthError(err.code))
         return kis_json({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
@@ -285,7 +306,8 @@ class SimRestApp:
             if body.get("grant_type") != "client_credentials":
                 raise OAuthError("EGW00106")
             self.sim.rest_calls[T.APPROVAL_PATH] += 1
-            key = self.sim.auth.issue_approval(str(body.get("appkey") or ""), str(body.get("secretkey") or ""))
+            key = self.sim.auth.issue_approval(str(body.get("appkey") or ""),
+                                               str(body.get("secretkey") or ""))
         except OAuthError as err:
             self.sim.rest_errors[err.code] += 1
             return oauth_error_response(err)
@@ -307,6 +329,7 @@ class SimRestApp:
             except orjson.JSONDecodeError:
                 raise gateway_error("OPSQ9997") from None
         except KisHttpError as err:
+            self.sim.rest_errors[err.msg_cd] += 1
             return envelope_response(err)
         self.sim.rest_calls[T.HASHKEY_PATH] += 1
         return kis_json({"JsonBody": body, "HASH": hashlib.sha256(raw).hexdigest()})
@@ -361,8 +384,9 @@ class SimRestApp:
             except Exception:  # outside the calendar's range: treat weekdays as open
                 is_session = day.weekday() < 5
             yn = "Y" if is_session else "N"
-            rows.append({"bass_dt": day.strftime("%Y%m%d"), "wday_dvsn_cd": f"{(day.isoweekday() % 7) + 1:02d}",
-                         "bzdy_yn": yn, "tr_day_yn": yn, "opnd_yn": yn, "sttl_day_yn": yn})
+            rows.append({"bass_dt": day.strftime("%Y%m%d"),
+                         "wday_dvsn_cd": f"{(day.isoweekday() % 7) + 1:02d}", "bzdy_yn": yn,
+                         "tr_day_yn": yn, "opnd_yn": yn, "sttl_day_yn": yn})
         last = rows[-1]["bass_dt"]
         msg_cd, msg1 = MSG_INQUIRY_DONE
         return kis_json({"ctx_area_nk": _padded_cursor(last), "ctx_area_fk": _padded_cursor(raw),
@@ -443,7 +467,8 @@ class SimRestApp:
             record = self.sim.exchange.modify(orig, qty, price, dvsn, now)
         return self._order_answer(call, record)
 
-    def _page(self, call: Call, rows: list[Any], key: Callable[[Any], str], size: int) -> tuple[list[Any], str, str]:
+    def _page(self, call: Call, rows: list[Any], key: Callable[[Any], str],
+              size: int) -> tuple[list[Any], str, str]:
         """Slice ``rows`` after the cursor in CTX_AREA_NK100; returns (page, next cursor, tr_cont)."""
         cursor = call.query.get("CTX_AREA_NK100", "").strip()
         start = 0
@@ -494,7 +519,8 @@ class SimRestApp:
         cost = sum(h.cost for h in acct.holdings.values())
         summary = dict(zip(F.BALANCE_OUTPUT2, (
             str(acct.cash), str(acct.cash), str(acct.cash), "0", "0", str(acct.today_buy_amt), "0", "0",
-            str(acct.today_sell_amt), "0", "0", "0", "0", str(scts), str(scts + acct.cash), str(scts + acct.cash),
+            str(acct.today_sell_amt), "0", "0", "0", "0", str(scts), str(scts + acct.cash),
+            str(scts + acct.cash),
             "N", str(cost), str(scts), str(scts - cost), "0", str(scts + acct.cash), "0", "0.00",
         ), strict=True))
         msg_cd, msg1 = MSG_INQUIRY_DONE if tr_cont in ("D", "E") else MSG_INQUIRY_MORE
@@ -517,7 +543,8 @@ class SimRestApp:
             unit = st.upper if dvsn in MARKET_LIKE or price == 0 else price
         cash = acct.orderable_cash
         qty = cash // unit if unit else 0
-        values = (str(cash), "0", "0", "0", str(unit), str(cash), str(qty), str(cash), str(qty), "0", "0", "0")
+        values = (str(cash), "0", "0", "0", str(unit), str(cash), str(qty), str(cash), str(qty),
+                  "0", "0", "0")
         msg_cd, msg1 = MSG_INQUIRY_DONE
         return kis_json({"output": dict(zip(F.PSBL_ORDER_OUTPUT, values, strict=True)), "rt_cd": "0",
                          "msg_cd": msg_cd, "msg1": pad_msg(msg1)}, tr_id=call.tr_id)

@@ -20,6 +20,9 @@ log = get_logger("kis.sim")
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit TCP_NODELAY: without it every keep-alive response after the first waits
+    # ~40 ms (Nagle against the client's delayed ACK, headers and body being separate writes).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.setblocking(False)
@@ -55,8 +58,10 @@ class SimServer:
         logging.getLogger("websockets.server").setLevel(logging.WARNING)
         sock = _bind(self.host, self.rest_port)
         self.rest_port = sock.getsockname()[1]
+        # h11, not httptools: httptools lowercases every header name on the wire, while the official KIS
+        # client needs "Content-Type"/"Content-Length" capitalised (see kis.sim.envelope.kis_json).
         config = uvicorn.Config(self.rest.app, log_config=None, access_log=False, lifespan="off",
-                                loop="none", timeout_keep_alive=30)
+                                loop="none", http="h11", timeout_keep_alive=30)
         self._uvicorn = uvicorn.Server(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]), name="sim-rest")
         while not self._uvicorn.started:
