@@ -45,6 +45,8 @@ class SimTestCase(unittest.IsolatedAsyncioTestCase):
         return SimConfig(token_min_interval_s=60.0, tick_interval_s=0.02)
 
     async def asyncSetUp(self) -> None:
+        # IsolatedAsyncioTestCase runs its loop in debug mode, which makes busy sockets crawl.
+        asyncio.get_running_loop().set_debug(False)
         self.server = SimServer(self.sim_config())
         await self.server.start()
         self.sim = self.server.sim
@@ -89,3 +91,56 @@ def subscribe_msg(approval_key: str, tr_id: str, tr_key: str, tr_type: str = "1"
     return json.dumps({"header": {"approval_key": approval_key, "custtype": "P", "tr_type": tr_type,
                                   "content-type": "utf-8"},
                        "body": {"input": {"tr_id": tr_id, "tr_key": tr_key}}})
+
+
+class GatewayTestCase(SimTestCase):
+    """A simulator plus a real gateway (uvicorn on a free loopback port) pointed at it.
+
+    The gateway treats the simulator as its embedded market (its session is the market's session), uses
+    a fresh SQLite file per test, and ``self.gw`` is an httpx client on the gateway. Override
+    ``gateway_env`` to add settings (names as the environment variables, e.g. KIS_MARKET_OVERRIDE).
+    """
+
+    def gateway_env(self) -> dict[str, str]:
+        return {}
+
+    async def asyncSetUp(self) -> None:
+        import socket
+        import tempfile
+
+        import uvicorn
+
+        from kis.config import Settings
+        from kis.gateway.app import create_app
+
+        await super().asyncSetUp()
+        self._tmp = tempfile.TemporaryDirectory()
+        env = {"KIS_ENV": "sim", "KIS_APP_KEY": APP_KEY, "KIS_APP_SECRET": APP_SECRET,
+               "KIS_ACCOUNT_NO": f"{CANO}-{PRDT}", "KIS_DB_URL": f"sqlite:///{self._tmp.name}/gw.db",
+               "KIS_STATE_DIR": f"{self._tmp.name}/state", "KIS_WS_SYMBOLS": "005930,000660",
+               **self.gateway_env()}
+        settings = Settings(**{k.lower(): v for k, v in env.items()})
+        self.app = create_app(settings, configure_logs=False, sim_server=self.server)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        self._gw_server = uvicorn.Server(uvicorn.Config(self.app, log_config=None, access_log=False,
+                                                        lifespan="on"))
+        self._gw_task = asyncio.create_task(self._gw_server.serve(sockets=[sock]))
+        await wait_until(lambda: self._gw_server.started or self._gw_task.done(), 15, message="gateway start")
+        if self._gw_task.done():
+            self._gw_task.result()
+        self.gw = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+        self.runtime = self.app.state.runtime
+
+    async def asyncTearDown(self) -> None:
+        await self.gw.aclose()
+        self._gw_server.should_exit = True
+        await asyncio.wait_for(self._gw_task, 15)
+        await super().asyncTearDown()
+        self._tmp.cleanup()
+
+    async def quote_metrics(self) -> dict[str, Any]:
+        r = await self.gw.get("/v1/metrics/quote")
+        assert r.status_code == 200, r.text
+        return r.json()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from websockets.exceptions import ConnectionClosed
 
-from kis_testing import SimTestCase, subscribe_msg
+from kis_testing import SimTestCase, subscribe_msg, wait_until
 
 KST = ZoneInfo("Asia/Seoul")
 TIMEOUT = 5.0
@@ -97,47 +97,49 @@ async def recv_text(ws: Any, deadline: float, what: str = "a frame") -> str:
     return message
 
 
-async def recv_matching(ws: Any, predicate: Callable[[str], bool], timeout: float = TIMEOUT,
+async def recv_matching(ws: Any, predicate: Callable[[str], bool], within: float = TIMEOUT,
                         what: str = "a matching frame") -> str:
     """Skip frames until one satisfies ``predicate``."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         text = await recv_text(ws, deadline, what)
         if predicate(text):
             return text
 
 
-async def recv_control(ws: Any, timeout: float = TIMEOUT) -> dict[str, Any]:
+async def recv_control(ws: Any, within: float = TIMEOUT) -> dict[str, Any]:
     """The next JSON control frame, skipping realtime data and PINGPONG."""
     def control(text: str) -> bool:
         return not is_data(text) and not is_pingpong(json.loads(text))
 
-    return json.loads(await recv_matching(ws, control, timeout, "a control frame"))
+    return json.loads(await recv_matching(ws, control, within, "a control frame"))
 
 
-async def recv_pingpong(ws: Any, timeout: float = TIMEOUT) -> tuple[str, dict[str, Any]]:
+async def recv_pingpong(ws: Any, within: float = TIMEOUT) -> tuple[str, dict[str, Any]]:
     """The next PINGPONG (raw text and parsed), skipping everything else."""
-    text = await recv_matching(ws, lambda t: not is_data(t) and is_pingpong(json.loads(t)), timeout,
+    text = await recv_matching(ws, lambda t: not is_data(t) and is_pingpong(json.loads(t)), within,
                                "a PINGPONG")
     return text, json.loads(text)
 
 
-async def recv_data(ws: Any, tr_id: str | None = None, timeout: float = TIMEOUT,
+async def recv_data(ws: Any, tr_id: str | None = None, within: float = TIMEOUT,
                     key: str | None = None) -> DataFrame:
     """The next data frame (optionally of ``tr_id`` whose first field is ``key``), skipping others."""
     def wanted(text: str) -> bool:
         if not is_data(text):
             return False
         frame = parse_data_frame(text)
-        return (tr_id is None or frame.tr_id == tr_id) and (key is None or frame.payload.split("^", 1)[0] == key)
+        if tr_id is not None and frame.tr_id != tr_id:
+            return False
+        return key is None or frame.payload.split("^", 1)[0] == key
 
-    text = await recv_matching(ws, wanted, timeout, f"a {tr_id or 'data'} frame")
+    text = await recv_matching(ws, wanted, within, f"a {tr_id or 'data'} frame")
     return parse_data_frame(text, asyncio.get_running_loop().time())
 
 
-async def recv_closed(ws: Any, timeout: float = TIMEOUT) -> ConnectionClosed:
+async def recv_closed(ws: Any, within: float = TIMEOUT) -> ConnectionClosed:
     """Read (and discard) frames until the connection closes; returns the close exception."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
             await recv_text(ws, deadline, "the connection to close")
@@ -160,7 +162,15 @@ def kst_stamp(ymd: str, hms: str) -> datetime:
 class WsTestCase(SimTestCase):
     """SimTestCase plus WebSocket conveniences shared by the conformance suites."""
 
-    async def subscribe(self, ws: Any, approval: str, tr_id: str, tr_key: str, tr_type: str = "1") -> dict[str, Any]:
+    async def asyncSetUp(self) -> None:
+        # IsolatedAsyncioTestCase runs its loop in asyncio debug mode, which slows every callback
+        # several-fold; with dozens of live subscriptions the feed then outruns the test client. The
+        # simulator never runs in debug mode, so these tests don't either.
+        asyncio.get_running_loop().set_debug(False)
+        await super().asyncSetUp()
+
+    async def subscribe(self, ws: Any, approval: str, tr_id: str, tr_key: str,
+                        tr_type: str = "1") -> dict[str, Any]:
         await ws.send(subscribe_msg(approval, tr_id, tr_key, tr_type))
         return await recv_control(ws)
 
@@ -181,3 +191,9 @@ class WsTestCase(SimTestCase):
 
     async def session_count(self) -> int:
         return len((await self.ws_stats())["sessions"])
+
+    async def wait_for_sessions(self, n: int, within: float = TIMEOUT) -> None:
+        async def has_n() -> bool:
+            return await self.session_count() == n
+
+        await wait_until(has_n, timeout=within, message=f"{n} ws session(s)")

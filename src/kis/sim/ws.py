@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -26,7 +27,8 @@ from kis.sim.frames import aes_encrypt, data_frame, new_key_iv
 log = get_logger("kis.sim.ws")
 
 QUOTE_TRS = {T.RT_PRICE_KR, T.RT_ASKING_KR, T.RT_PRICE_US}
-NOTICE_TRS = {T.RT_NOTICE_LIVE, T.RT_NOTICE_PAPER}
+NOTICE_TRS = {T.RT_NOTICE_LIVE, T.RT_NOTICE_PAPER, T.RT_NOTICE_US_LIVE, T.RT_NOTICE_US_PAPER}
+DOMESTIC_NOTICE_TRS = {T.RT_NOTICE_LIVE, T.RT_NOTICE_PAPER}  # overseas notices carry overseas orders only
 KNOWN_TRS = QUOTE_TRS | NOTICE_TRS
 SEND_QUEUE_LIMIT = 20_000
 
@@ -58,7 +60,7 @@ class Session:
         self.app_key: str | None = None
         self.subs: set[tuple[str, str]] = set()
         self.key, self.iv = new_key_iv()
-        self.queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_LIMIT)
+        self.queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue(SEND_QUEUE_LIMIT)  # (due, text)
         self.dropped = 0
         self.pingpong_sent = 0
         self.pingpong_echoes = 0
@@ -71,8 +73,12 @@ class Session:
         return self.pingpong_echoes + self.conn.pongs + self.conn.pings
 
     def enqueue(self, text: str) -> None:
+        # The latency fault delays each data frame from the moment it is produced (due time), so frames
+        # stay pipelined: latency must not turn into a throughput cap that backs up ACKs and PINGPONG.
+        latency_ms = self.server.sim.faults.latency_ms
+        due = time.monotonic() + latency_ms / 1000 if latency_ms > 0 and text[:1] in "01" else 0.0
         try:
-            self.queue.put_nowait(text)
+            self.queue.put_nowait((due, text))
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -178,9 +184,11 @@ class SimWsServer:
     async def _writer(self, session: Session) -> None:
         conn = session.conn
         while True:
-            text = await session.queue.get()
-            if self.sim.faults.latency_ms > 0 and text[:1] in "01":
-                await asyncio.sleep(self.sim.faults.latency_ms / 1000)
+            due, text = await session.queue.get()
+            if due:
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             await conn.send(text)
             if text[:1] in "01":
                 session.frames_sent += 1
@@ -205,7 +213,8 @@ class SimWsServer:
                 self.counters["dropped_by_fault"] += 1
                 session.conn.transport.abort()  # no close frame: the client sees 1006
                 return
-            if faults.ws_idle_timeout_s is not None and now - session.conn.last_rx >= faults.ws_idle_timeout_s:
+            idle_s = faults.ws_idle_timeout_s
+            if idle_s is not None and now - session.conn.last_rx >= idle_s:
                 self.counters["idle_timeouts"] += 1
                 session.closed_by_server = True
                 await session.conn.close(1000, "idle timeout")
@@ -291,7 +300,8 @@ class SimWsServer:
         output = {"iv": session.iv, "key": session.key}
         if key in session.subs or self._ghost_held(session.app_key, key):
             self.counters["already_subscribed"] += 1
-            session.enqueue(_ack(tr_id, tr_key, "1", C.WS_ALREADY_SUBSCRIBED, encrypt=encrypt))
+            # python-kis reads body.output on every ACK; iv/key are the session's anyway.
+            session.enqueue(_ack(tr_id, tr_key, "1", C.WS_ALREADY_SUBSCRIBED, output=output, encrypt=encrypt))
             return
         if len(session.subs) >= self.sim.config.max_registrations:
             self.counters["max_subscribe"] += 1
@@ -316,15 +326,17 @@ class SimWsServer:
     def _unsubscribe(self, session: Session, tr_id: str, tr_key: str) -> None:
         key = (tr_id, tr_key)
         assert session.app_key is not None
+        encrypt = "Y" if tr_id in NOTICE_TRS else "N"  # every ACK of a notice TR says "Y", as on subscribe
         if key in session.subs:
             self._unregister(session, key)
         elif self._ghost_held(session.app_key, key):
             del self.ghosts[session.app_key][key]
         else:
-            session.enqueue(_ack(tr_id, tr_key, "1", C.WS_UNSUBSCRIBE_NOT_FOUND))
+            session.enqueue(_ack(tr_id, tr_key, "1", C.WS_UNSUBSCRIBE_NOT_FOUND, encrypt=encrypt))
             return
         self.counters["unsubscribes"] += 1
-        session.enqueue(_ack(tr_id, tr_key, "0", C.WS_UNSUBSCRIBE_OK))
+        session.enqueue(_ack(tr_id, tr_key, "0", C.WS_UNSUBSCRIBE_OK,
+                             output={"iv": session.iv, "key": session.key}, encrypt=encrypt))
 
     def _unregister(self, session: Session, key: tuple[str, str]) -> None:
         session.subs.discard(key)
@@ -384,7 +396,7 @@ class SimWsServer:
         if session is None or self.sim.faults.ws_silent:
             return
         for tr_id, tr_key in session.subs:
-            if tr_id in NOTICE_TRS:
+            if tr_id in DOMESTIC_NOTICE_TRS:
                 record = self._notice_record(notice, tr_key)
                 session.enqueue(f"1|{tr_id}|001|{aes_encrypt(record, session.key, session.iv)}")
 
