@@ -127,6 +127,78 @@ async def _run_up(settings: Settings, host: str, port: int, embedded: bool) -> N
             await sim.stop()
 
 
+kill_switch_app = typer.Typer(no_args_is_help=True, help="The kill switch (latest system_state row wins).")
+app.add_typer(kill_switch_app, name="kill-switch")
+
+
+async def _kill_switch(action: str, reason: str | None, by: str | None) -> dict[str, object]:
+    from kis.clock import SystemClock
+    from kis.gateway.audit import Audit, Provenance, config_hash, git_commit_sha
+    from kis.gateway.kill_switch import KillSwitch
+    from kis.storage.db import create_engine, sessionmaker
+    from kis.storage.migrate import upgrade_async
+
+    settings = Settings()
+    await upgrade_async(settings.kis_db_url)
+    engine = create_engine(settings.kis_db_url)
+    try:
+        clock = SystemClock()
+        audit = Audit(clock, Provenance(git_commit_sha(settings.kis_git_commit_sha), config_hash({"cli": True})))
+        switch = KillSwitch(sessionmaker(engine), audit, clock)
+        if action == "status":
+            return await switch.status()
+        return await switch.set(action == "on", reason or "", by or "")
+    finally:
+        await engine.dispose()
+
+
+def _print_kill_switch(action: str, reason: str | None, by: str | None) -> None:
+    import json
+
+    if action != "status" and (not reason or not reason.strip() or not by or not by.strip()):
+        raise typer.BadParameter("--reason and --by are required to change the kill switch")
+    try:
+        result = asyncio.run(_kill_switch(action, reason, by))
+    except Exception as err:  # an operator command: a clear line, not a traceback
+        from kis.logs import mask_text
+
+        typer.echo(f"kill switch {action} failed: {mask_text(str(err))}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(result, ensure_ascii=False))
+
+
+@kill_switch_app.command("status")
+def kill_switch_status() -> None:
+    """Show the kill switch (ACTIVE unless the latest row says inactive)."""
+    _print_kill_switch("status", None, None)
+
+
+@kill_switch_app.command("on")
+def kill_switch_on(
+    reason: Annotated[str, typer.Option(help="why trading stops (recorded)")],
+    by: Annotated[str, typer.Option(help="who decided (recorded)")],
+) -> None:
+    """Activate the kill switch: every order is refused with zero broker calls."""
+    _print_kill_switch("on", reason, by)
+
+
+@kill_switch_app.command("off")
+def kill_switch_off(
+    reason: Annotated[str, typer.Option(help="why trading may resume (recorded)")],
+    by: Annotated[str, typer.Option(help="who decided (recorded)")],
+) -> None:
+    """Deactivate the kill switch (recorded in system_state and event_log)."""
+    _print_kill_switch("off", reason, by)
+
+
+@app.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the schema (same as python -m kis.storage.init_db)."""
+    from kis.storage.init_db import main as init_main
+
+    raise typer.Exit(init_main())
+
+
 def main() -> None:
     app()
 

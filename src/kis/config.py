@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     kis_gateway_host: str = "127.0.0.1"
     kis_gateway_port: int = 8890
     execution_jwt_secret: SecretStr | None = None
+    # Orders and risk guards.
+    kis_accounts: str = ""  # more accounts: "A2=87654321-01,A3=11112222-01" (KIS_ACCOUNT_NO answers to A1)
+    kis_live_trading_enabled: bool = False  # live orders also need the account in the allowlist
+    kis_live_account_allowlist: str = ""  # comma-separated account numbers
+    kis_max_order_qty: int = 1_000
+    kis_max_order_notional: int = 10_000_000  # KRW per order
+    kis_daily_max_orders: int = 200
+    kis_daily_max_notional: int = 100_000_000  # KRW per account per day
+    kis_reconcile_interval_s: float = 30.0
+    kis_unknown_order_grace_s: float = 10.0  # an UNKNOWN submit not at KIS after this long never reached it
+    kis_git_commit_sha: str | None = None
 
     @field_validator("kis_market_override", mode="before")
     @classmethod

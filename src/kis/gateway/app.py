@@ -17,6 +17,7 @@ from kis.clock import Clock
 from kis.config import Settings
 from kis.gateway.errors import ApiError, FastJSONResponse, install_error_handlers
 from kis.gateway.prometheus import make_registry, render
+from kis.gateway.routes_orders import router as orders_router
 from kis.gateway.runtime import GatewayRuntime
 from kis.gateway.service import GatewayService
 from kis.logs import configure_logging, get_logger
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, con
     app = FastAPI(title="KIS Trading Gateway", version="0.1.0", lifespan=lifespan,
                   default_response_class=FastJSONResponse)
     install_error_handlers(app)
+    app.include_router(orders_router)
 
     def operator(authorization: Annotated[str | None, Header()] = None) -> None:
         expected = settings.kis_operator_token.get_secret_value() if settings.kis_operator_token else None

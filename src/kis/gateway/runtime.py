@@ -5,6 +5,7 @@ Nothing is a module-level singleton; routes reach these objects through ``app.st
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ log = get_logger("kis.gateway")
 SIM_APP_KEY = "SIM" + "0" * 33
 SIM_APP_SECRET = "SIMSECRET" + "0" * 171
 SIM_ACCOUNT = "12345678-01"
+SIM_HTS_ID = "simhtsid"
 
 
 @dataclass
@@ -67,7 +69,9 @@ class GatewayRuntime:
         self.fanout = QuoteFanout(self.cache)
         self.quotes: QuoteService | None = None
         self.config_errors: list[str] = []
+        self.trading: Any = None  # kis.gateway.trading.Trading, built in start()
         self._auth_http: httpx.AsyncClient | None = None
+        self._warmup: asyncio.Task[None] | None = None
 
     # --- start / stop ---------------------------------------------------------------------------------
 
@@ -116,11 +120,13 @@ class GatewayRuntime:
         self.lease = SessionOwnerLease(backend, f"kis-session:{key}", self.clock)
         self.lease.on_promote = self._promote
         self.lease.on_demote = self._demote
+        self._start_trading()
         await self.lease.start()
 
     async def stop(self) -> None:
         if self.lease is not None:
             await self.lease.stop()
+        await self._cancel_warmup()
         if self.ws is not None:
             await self.ws.stop()
         if self.rest is not None:
@@ -136,13 +142,52 @@ class GatewayRuntime:
         if self.sim_server is not None and self._owns_sim:
             await self.sim_server.stop()
 
+    def _start_trading(self) -> None:
+        """The order path: same KIS session, same lease; fills arrive as execution notices on the WS."""
+        from kis.broker import trids as T
+        from kis.gateway.trading import Trading
+
+        self.trading = Trading(self)
+        self.config_errors.extend(self.trading.accounts.errors)
+        if self.ws is None:
+            return
+        self.ws.on_notice = self.trading.on_notice
+        hts_id = self.settings.kis_hts_id or (SIM_HTS_ID if self.endpoint and self.endpoint.embedded_sim else None)
+        if hts_id:
+            self.ws.pin(T.RT_NOTICE_PAPER if self.settings.paper else T.RT_NOTICE_LIVE, hts_id)
+        else:
+            log.warning("notices_disabled", reason="KIS_HTS_ID not set: fills come from reconciliation only")
+
     async def _promote(self) -> None:
+        if self.trading is not None:
+            await self.trading.promote()
         if self.ws is not None:
             self.ws.start()
+        if self.tokens is not None and (self._warmup is None or self._warmup.done()):
+            # The owner holds a valid access token from the start (status/readiness report it), without
+            # making start-up wait on KIS.
+            self._warmup = asyncio.create_task(self._warm_token(), name="kis-token-warmup")
 
     async def _demote(self) -> None:
+        if self.trading is not None:
+            await self.trading.demote()
+        await self._cancel_warmup()
         if self.ws is not None:
             await self.ws.stop()
+
+    async def _warm_token(self) -> None:
+        assert self.tokens is not None
+        try:
+            await self.tokens.get()
+        except Exception as err:  # reported by token_state; the next REST call tries again
+            log.warning("token_warmup_failed", error=type(err).__name__, code=getattr(err, "code", None))
+
+    async def _cancel_warmup(self) -> None:
+        task, self._warmup = self._warmup, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def _on_frame(self, frame) -> None:  # type: ignore[no-untyped-def]
         self.cache.apply(frame)
