@@ -134,6 +134,8 @@ class OrderService:
         return row.status_code, dict(row.response_json)
 
     async def _accept(self, req: OrderRequest, key: str, digest: str) -> tuple[int, dict[str, Any]]:
+        if self.broker is None:
+            raise self._reject(ApiError(503, "KIS_NOT_CONFIGURED", "no KIS endpoint/credentials: orders cannot run"))
         trade_date = self.trade_date()
         now = self.clock.now()
         async with self.sessions() as s, s.begin():

@@ -88,6 +88,7 @@ class GatewayRuntime:
             self.redis = aioredis.from_url(s.kis_redis_url)
         ep = self.endpoint
         if ep is None:
+            self._start_trading()  # kill switch and audit still work; orders and portfolio say why not
             return
         self._auth_http = httpx.AsyncClient(base_url=ep.rest_url, timeout=10.0)
         store: TokenStore
