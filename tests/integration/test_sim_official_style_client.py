@@ -48,6 +48,9 @@ PRICE = "/uapi/domestic-stock/v1/quotations/inquire-price"
 ORDER_CASH = "/uapi/domestic-stock/v1/trading/order-cash"
 BALANCE = "/uapi/domestic-stock/v1/trading/inquire-balance"
 DAILY_CCLD = "/uapi/domestic-stock/v1/trading/inquire-daily-ccld"
+PSBL_RVSECNCL = "/uapi/domestic-stock/v1/trading/inquire-psbl-rvsecncl"
+ASKING_PRICE = "/uapi/domestic-stock/v1/quotations/inquire-asking-price-exp-ccn"
+SEARCH_INFO = "/uapi/domestic-stock/v1/quotations/search-info"
 
 N_H0STCNT0, N_H0STASP0, N_H0STCNI0 = 46, 59, 26
 # H0STCNI0/9 positions (26-field layout, reference §6.4.3).
@@ -452,6 +455,48 @@ class OfficialStyleLiveTest(OfficialStyleFlow):
 
     async def test_official_apiresp_header_namedtuple(self) -> None:
         await self.check_official_header_namedtuple()
+
+    async def test_examples_llm_live_only_inquiries(self) -> None:
+        """``inquire_psbl_rvsecncl`` (recursing on M/F), ``inquire_asking_price_exp_ccn`` and ``search_info``
+        the way the examples_llm samples call them; every body must fit ``APIResp``'s namedtuple."""
+        await self.client.auth()
+        lower = self.sim.market.krx["005930"].lower
+        placed = []
+        for qty in range(1, 53):  # 52 resting orders: two pages of at most 50
+            r = await self.client.url_fetch(ORDER_CASH, "TTTC0012U", "", {
+                "CANO": self.cano, "ACNT_PRDT_CD": self.prdt, "PDNO": "005930", "ORD_DVSN": "00",
+                "ORD_QTY": str(qty), "ORD_UNPR": str(lower), "EXCG_ID_DVSN_CD": "KRX", "SLL_TYPE": "",
+                "CNDT_PRIC": ""}, post=True)
+            self.assertTrue(r.is_ok(), r.body)
+            placed.append(r.body.output["ODNO"])
+        rows: list[dict[str, str]] = []
+        conts: list[str] = []
+        tr_cont, fk, nk = "", "", ""
+        for _ in range(10):  # max_depth
+            r = await self.client.url_fetch(PSBL_RVSECNCL, "TTTC0084R", tr_cont, {
+                "CANO": self.cano, "ACNT_PRDT_CD": self.prdt, "INQR_DVSN_1": "1", "INQR_DVSN_2": "0",
+                "CTX_AREA_FK100": fk, "CTX_AREA_NK100": nk})
+            self.assertTrue(r.is_ok(), r.body)
+            self.assertIsInstance(r.body.output, list)
+            rows += r.body.output
+            conts.append(r.header.tr_cont)
+            tr_cont, fk, nk = r.header.tr_cont, r.body.ctx_area_fk100, r.body.ctx_area_nk100
+            if tr_cont not in ("M", "F"):
+                break
+            tr_cont = "N"
+        self.assertEqual(conts, ["F", "E"])
+        self.assertEqual(sorted(row["odno"] for row in rows), sorted(placed))
+        self.assertTrue(all(row["psbl_qty"] == row["ord_qty"] for row in rows))
+
+        r = await self.client.url_fetch(ASKING_PRICE, "FHKST01010200", "",
+                                        {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": "005930"})
+        self.assertTrue(r.is_ok(), r.body)
+        self.assertIsInstance(r.body.output1, dict)  # DataFrame([output1])
+        self.assertIsInstance(r.body.output2, dict)  # DataFrame([output2])
+        self.assertIn("askp10", r.body.output1)
+        r = await self.client.url_fetch(SEARCH_INFO, "CTPF1604R", "", {"PDNO": "000660", "PRDT_TYPE_CD": "300"})
+        self.assertTrue(r.is_ok(), r.body)
+        self.assertEqual(r.body.output["shtn_pdno"], "000660")
 
 
 class OfficialStylePaperTest(OfficialStyleFlow):

@@ -63,3 +63,12 @@ class ExchangeTest(unittest.TestCase):
     def test_odno_is_ten_digits(self) -> None:
         order = self.ex.place(self.acct, "005930", BUY, MARKET, 1, 0, NOW)
         self.assertRegex(order.odno, r"^\d{10}$")
+
+    def test_every_app_key_of_the_account_gets_each_notice(self) -> None:
+        self.assertIs(self.ex.account("12345678", "01", "other"), self.acct)
+        self.assertEqual(self.acct.app_keys, {"app", "other"})
+        self.ex.account("87654321", "01", "third")  # another account: not a recipient here
+        order = self.ex.place(self.acct, "005930", BUY, MARKET, 1, 0, NOW)
+        self.assertEqual([(n.app_key, n.kind) for n in self.notices],
+                         [("app", "ack"), ("other", "ack"), ("app", "fill"), ("other", "fill")])
+        self.assertTrue(all(n.order is order for n in self.notices))

@@ -32,6 +32,8 @@ MSG_QUOTE_OK = ("MCA00000", "정상처리 되었습니다.")
 MSG_INQUIRY_DONE = ("KIOK0510", "조회가 완료되었습니다")
 MSG_INQUIRY_LAST = ("KIOK0460", "조회 되었습니다. (마지막 자료)")
 MSG_INQUIRY_MORE = ("KIOK0490", "조회가 계속됩니다")
+MSG_INQUIRY_EMPTY = ("KIOK0560", "조회할 내용이 없습니다")  # an empty list: rt_cd "0"; a missing record: "7"
+MSG_SEARCHED = ("KIOK0530", "조회되었습니다")  # search-info / search-stock-info
 MSG_ORDER_SENT = ("APBK0013", "주문 전송 완료 되었습니다.")
 
 # WebSocket control codes (exact msg1 strings seen on the wire).

@@ -115,3 +115,65 @@ OVERSEAS_PRICE_OUTPUT: tuple[str, ...] = (
 )
 
 HOLIDAY_OUTPUT: tuple[str, ...] = ("bass_dt", "wday_dvsn_cd", "bzdy_yn", "tr_day_yn", "opnd_yn", "sttl_day_yn")
+
+# inquire-psbl-rvsecncl (TTTC0084R): output is an array of the account's modifiable/cancellable orders.
+PSBL_RVSECNCL_OUTPUT: tuple[str, ...] = (
+    "ord_gno_brno", "odno", "orgn_odno", "ord_dvsn_name", "pdno", "prdt_name", "rvse_cncl_dvsn_name",
+    "ord_qty", "ord_unpr", "ord_tmd", "tot_ccld_qty", "tot_ccld_amt", "psbl_qty", "sll_buy_dvsn_cd",
+    "ord_dvsn_cd", "mgco_aptm_odno", "excg_dvsn_cd", "excg_id_dvsn_cd", "excg_id_dvsn_name",
+    "stpm_cndt_pric", "stpm_efct_occr_yn",
+)
+
+# inquire-asking-price-exp-ccn (FHKST01010200): output1 the 10-level book, output2 the expected execution.
+ASKING_PRICE_OUTPUT1: tuple[str, ...] = (
+    "aspr_acpt_hour",
+    *(f"askp{i}" for i in range(1, 11)),
+    *(f"bidp{i}" for i in range(1, 11)),
+    *(f"askp_rsqn{i}" for i in range(1, 11)),
+    *(f"bidp_rsqn{i}" for i in range(1, 11)),
+    *(f"askp_rsqn_icdc{i}" for i in range(1, 11)),
+    *(f"bidp_rsqn_icdc{i}" for i in range(1, 11)),
+    "total_askp_rsqn", "total_bidp_rsqn", "total_askp_rsqn_icdc", "total_bidp_rsqn_icdc",
+    "ovtm_total_askp_icdc", "ovtm_total_bidp_icdc", "ovtm_total_askp_rsqn", "ovtm_total_bidp_rsqn",
+    "ntby_aspr_rsqn", "new_mkop_cls_code",
+)
+
+ASKING_PRICE_OUTPUT2: tuple[str, ...] = (
+    "antc_mkop_cls_code", "stck_prpr", "stck_oprc", "stck_hgpr", "stck_lwpr", "stck_sdpr", "antc_cnpr",
+    "antc_cntg_vrss_sign", "antc_cntg_vrss", "antc_cntg_prdy_ctrt", "antc_vol", "stck_shrn_iscd",
+    "vi_cls_code",
+)
+
+# search-info (CTPF1604R, 상품기본조회).
+SEARCH_INFO_OUTPUT: tuple[str, ...] = (
+    "pdno", "prdt_type_cd", "prdt_name", "prdt_name120", "prdt_abrv_name", "prdt_eng_name",
+    "prdt_eng_name120", "prdt_eng_abrv_name", "std_pdno", "shtn_pdno", "prdt_sale_stat_cd",
+    "prdt_risk_grad_cd", "prdt_clsf_cd", "prdt_clsf_name", "sale_strt_dt", "sale_end_dt",
+    "wrap_asst_type_cd", "ivst_prdt_type_cd", "ivst_prdt_type_cd_name", "frst_erlm_dt",
+)
+
+# search-stock-info (CTPF1002R, 주식기본조회); the last two (NXT) were added in 2025.
+SEARCH_STOCK_INFO_OUTPUT: tuple[str, ...] = (
+    "pdno", "prdt_type_cd", "mket_id_cd", "scty_grp_id_cd", "excg_dvsn_cd", "setl_mmdd", "lstg_stqt",
+    "lstg_cptl_amt", "cpta", "papr", "issu_pric", "kospi200_item_yn", "scts_mket_lstg_dt",
+    "scts_mket_lstg_abol_dt", "kosdaq_mket_lstg_dt", "kosdaq_mket_lstg_abol_dt", "frbd_mket_lstg_dt",
+    "frbd_mket_lstg_abol_dt", "reits_kind_cd", "etf_dvsn_cd", "oilf_fund_yn", "idx_bztp_lcls_cd",
+    "idx_bztp_mcls_cd", "idx_bztp_scls_cd", "stck_kind_cd", "mfnd_opng_dt", "mfnd_end_dt",
+    "dpsi_erlm_cncl_dt", "etf_cu_qty", "prdt_name", "prdt_name120", "prdt_abrv_name", "std_pdno",
+    "prdt_eng_name", "prdt_eng_name120", "prdt_eng_abrv_name", "dpsi_aptm_erlm_yn", "etf_txtn_type_cd",
+    "etf_type_cd", "lstg_abol_dt", "nwst_odst_dvsn_cd", "sbst_pric", "thco_sbst_pric",
+    "thco_sbst_pric_chng_dt", "tr_stop_yn", "admn_item_yn", "thdt_clpr", "bfdy_clpr", "clpr_chng_dt",
+    "std_idst_clsf_cd", "std_idst_clsf_cd_name", "idx_bztp_lcls_cd_name", "idx_bztp_mcls_cd_name",
+    "idx_bztp_scls_cd_name", "ocr_no", "crfd_item_yn", "elec_scty_yn", "issu_istt_cd",
+    "etf_chas_erng_rt_dbnb", "etf_etn_ivst_heed_item_yn", "stln_int_rt_dvsn_cd", "frnr_psnl_lmt_rt",
+    "lstg_rqsr_issu_istt_cd", "lstg_rqsr_item_cd", "trst_istt_issu_istt_cd", "cptt_trad_tr_psbl_yn",
+    "nxt_tr_stop_yn",
+)
+
+# overseas price-detail (HHDFS76200200, 해외주식 현재가상세).
+OVERSEAS_PRICE_DETAIL_OUTPUT: tuple[str, ...] = (
+    "rsym", "pvol", "open", "high", "low", "last", "base", "tomv", "pamt", "uplp", "dnlp", "h52p", "h52d",
+    "l52p", "l52d", "perx", "pbrx", "epsx", "bpsx", "shar", "mcap", "curr", "zdiv", "vnit", "t_xprc",
+    "t_xdif", "t_xrat", "p_xprc", "p_xdif", "p_xrat", "t_rate", "p_rate", "t_xsgn", "p_xsng", "e_ordyn",
+    "e_hogau", "e_icod", "e_parp", "tvol", "tamt", "etyp_nm",
+)

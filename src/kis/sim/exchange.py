@@ -47,13 +47,15 @@ class Holding:
 class Account:
     cano: str
     prdt: str
-    app_key: str
     name: str
     cash: int
     reserved_cash: int = 0
     today_buy_amt: int = 0
     today_sell_amt: int = 0
     holdings: dict[str, Holding] = field(default_factory=dict)
+    # Every app key that has used the account: execution notices go to each of them (KIS sends notices
+    # per account/HTS ID, not per the app key that placed the order).
+    app_keys: set[str] = field(default_factory=set)
 
     @property
     def number(self) -> str:
@@ -97,7 +99,11 @@ class Order:
 
 @dataclass(frozen=True)
 class Notice:
-    """One execution-notice event (H0STCNI0/9); the WS server renders it per subscriber."""
+    """One execution-notice event (H0STCNI0/9) for one app key; the WS server renders it per subscriber.
+
+    An order event is emitted once per app key of the account (``Account.app_keys``), so the WS server
+    only routes by ``app_key``; ``order.account`` carries the account number and name.
+    """
 
     app_key: str
     order: Order
@@ -125,11 +131,12 @@ class Exchange:
     # --- accounts --------------------------------------------------------------------------------
 
     def account(self, cano: str, prdt: str, app_key: str) -> Account:
-        """The account, opened with starting cash on first use."""
+        """The account, opened with starting cash on first use; ``app_key`` joins its notice recipients."""
         acct = self.accounts.get((cano, prdt))
         if acct is None:
-            acct = Account(cano, prdt, app_key, name="모의계좌", cash=self.starting_cash)
+            acct = Account(cano, prdt, name="모의계좌", cash=self.starting_cash)
             self.accounts[(cano, prdt)] = acct
+        acct.app_keys.add(app_key)
         return acct
 
     # --- orders -------------------------------------------------------------------------------------
@@ -168,7 +175,7 @@ class Exchange:
     def _accept(self, order: Order) -> None:
         self.orders[order.odno] = order
         self.open_by_code.setdefault(order.code, []).append(order)
-        self._emit(Notice(order.account.app_key, order, "ack", order.qty, order.price, order.ord_tmd))
+        self._notify(order, "ack", order.qty, order.price, order.ord_tmd)
 
     def find(self, acct: Account, odno: str) -> Order | None:
         order = self.orders.get(odno.strip().zfill(10)) if odno.strip().isdigit() else None
@@ -215,7 +222,7 @@ class Exchange:
         record = Order(self._next_odno(), orig.account, orig.code, orig.side, orig.dvsn, move, orig.price,
                        now.strftime("%Y%m%d"), now.strftime("%H%M%S"), orgn_odno=orig.odno, rvse_cncl="2")
         self.orders[record.odno] = record
-        self._emit(Notice(orig.account.app_key, record, "ack", move, orig.price, record.ord_tmd))
+        self._notify(record, "ack", move, orig.price, record.ord_tmd)
         return record
 
     def _release(self, order: Order, qty: int) -> None:
@@ -294,7 +301,12 @@ class Exchange:
         order.filled_amount += amount
         self._prune(order)
         hhmmss = self.market.clock.now().strftime("%H%M%S")
-        self._emit(Notice(acct.app_key, order, "fill", qty, price, hhmmss))
+        self._notify(order, "fill", qty, price, hhmmss)
+
+    def _notify(self, order: Order, kind: str, qty: int, price: int, hhmmss: str) -> None:
+        """One Notice per app key of the order's account (sorted: a stable delivery order)."""
+        for app_key in sorted(order.account.app_keys):
+            self._emit(Notice(app_key, order, kind, qty, price, hhmmss))
 
     def _emit(self, notice: Notice) -> None:
         for listener in self.listeners:

@@ -9,12 +9,22 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from kis.broker import fields as F
 from kis.clock import Clock
 from kis.krx import price_limits, round_to_tick, step_ticks, tick_size
-from kis.sim.symbols import KRX_BY_CODE, US_BY_SYMBOL, KrxSymbol, UsSymbol
-
+from kis.sim.symbols import (
+    KRX_BY_CODE,
+    US_BY_SYMBOL,
+    US_PRDT_TYPE_CD,
+    KrxSymbol,
+    UsSymbol,
+    is_preferred,
+    krx_isin,
+)
 
 _VOLUMES = (1, 1, 2, 3, 5, 10, 10, 20, 50, 100, 150, 300)
+USD_KRW = 1385.50  # the simulator's fixed exchange rate (price-detail t_rate/p_rate and won conversions)
+LISTING_DATE = "20000104"  # the simulator's listing date for every KRX symbol (search-stock-info)
 
 
 def _sign(diff: float, price: float, upper: float | None = None, lower: float | None = None) -> str:
@@ -69,6 +79,15 @@ class KrxState:
     @property
     def wavg(self) -> str:
         return f"{self.acml_amount / self.acml_vol:.2f}" if self.acml_vol else f"{self.price:.2f}"
+
+
+def _book_prices(st: KrxState) -> tuple[list[int], list[int]]:
+    """The 10 ask and 10 bid levels (best first) around the last trade, clamped to the daily limits."""
+    asks, bids = [st.ask1], [st.bid1]
+    for _ in range(9):
+        asks.append(min(st.upper, step_ticks(asks[-1], 1)))
+        bids.append(max(st.lower, step_ticks(bids[-1], -1)))
+    return asks, bids
 
 
 @dataclass
@@ -211,10 +230,7 @@ class Market:
 
     def h0stasp0(self, code: str) -> str:
         st = self.krx[code]
-        asks, bids = [st.ask1], [st.bid1]
-        for _ in range(9):
-            asks.append(min(st.upper, step_ticks(asks[-1], 1)))
-            bids.append(max(st.lower, step_ticks(bids[-1], -1)))
+        asks, bids = _book_prices(st)
         return "^".join((
             code, self.hhmmss, "0", *map(str, asks), *map(str, bids),
             *map(str, st.ask_qty), *map(str, st.bid_qty), str(sum(st.ask_qty)), str(sum(st.bid_qty)),
@@ -292,3 +308,84 @@ class Market:
             "pvol": "0", "last": f"{st.price:.{d}f}", "sign": _sign(diff, st.price), "diff": f"{abs(diff):.{d}f}",
             "rate": f"{diff / st.base * 100:+.2f}", "tvol": str(st.tvol), "tamt": f"{st.tamt:.0f}", "ordy": "매수불가",
         }
+
+    def asking_price(self, code: str) -> tuple[dict[str, str], dict[str, str]]:
+        """inquire-asking-price-exp-ccn: output1 the book H0STASP0 carries, output2 the expected execution.
+
+        Outside call auctions there is no expected price: 0, with the contrast against the previous close
+        (-base, sign 5, -100.00), exactly as the H0STASP0 record of the same moment.
+        """
+        st = self.krx[code]
+        asks, bids = _book_prices(st)
+        total_ask, total_bid = sum(st.ask_qty), sum(st.bid_qty)
+        no_change = ("0",) * 10
+        book = dict(zip(F.ASKING_PRICE_OUTPUT1, (
+            self.hhmmss, *map(str, asks), *map(str, bids), *map(str, st.ask_qty), *map(str, st.bid_qty),
+            *no_change, *no_change, str(total_ask), str(total_bid), "0", "0", "0", "0", "0", "0",
+            str(total_bid - total_ask), "20",
+        ), strict=True))
+        expected = dict(zip(F.ASKING_PRICE_OUTPUT2, (
+            "112", str(st.price), str(st.open), str(st.high), str(st.low), str(st.base), "0", "5",
+            str(-st.base), "-100.00", "0", code, "N",
+        ), strict=True))
+        return book, expected
+
+    def search_info(self, code: str) -> dict[str, str]:
+        """search-info (CTPF1604R) of a KRX symbol; pdno is the 12-character internal number."""
+        info = self.krx[code].info
+        full = info.name if is_preferred(code) else f"{info.name}보통주"
+        return dict(zip(F.SEARCH_INFO_OUTPUT, (
+            f"00000A{code}", "300", full, full, info.name, info.name, info.name, info.name, krx_isin(code),
+            code, "", "", "101210", "주권", "", "", "", "1012", "주식", LISTING_DATE,
+        ), strict=True))
+
+    def search_info_us(self, symbol: str) -> dict[str, str]:
+        info = self.us[symbol].info
+        return dict(zip(F.SEARCH_INFO_OUTPUT, (
+            symbol, US_PRDT_TYPE_CD[info.exchange], info.name, info.name, info.name, info.name, info.name,
+            info.name, "", symbol, "", "", "101210", "해외주식", "", "", "06", "1012", "해외주식", "",
+        ), strict=True))
+
+    def search_stock_info(self, code: str) -> dict[str, str]:
+        """search-stock-info (CTPF1002R): market, listed shares, names and prices of a KRX symbol."""
+        st = self.krx[code]
+        info = st.info
+        kosdaq = info.market == "KOSDAQ"
+        preferred = is_preferred(code)
+        full = info.name if preferred else f"{info.name}보통주"
+        today = self.clock.now().strftime("%Y%m%d")
+        substitute = str(round_to_tick(st.base * 0.7, "down"))
+        par = 100  # as inquire-price stck_fcam
+        return dict(zip(F.SEARCH_STOCK_INFO_OUTPUT, (
+            f"00000A{code}", "300", "KSQ" if kosdaq else "STK", "ST", "03" if kosdaq else "02", "12",
+            str(info.listed_shares), "0", str(info.listed_shares * par), str(par), "0",
+            "Y" if info.market == "KOSPI200" else "N", "" if kosdaq else LISTING_DATE, "",
+            LISTING_DATE if kosdaq else "", "", "", "", "", "0", "N", "", "", "", "201" if preferred else "101",
+            "", "", "", "0", full, full, info.name, krx_isin(code), info.name, info.name, info.name, "Y", "00",
+            "", "", "1", substitute, substitute, today, "N", "N", str(st.price), str(st.base), today, "", "",
+            "", info.sector, info.sector, "", "", "Y", code[:5], "0", "N", "01", "0.00000000", "", "", "", "Y",
+            "N",
+        ), strict=True))
+
+    def price_detail(self, symbol: str) -> dict[str, str]:
+        """Overseas price-detail (HHDFS76200200), the same state as overseas_price and HDFSCNT0.
+
+        Like ``price``: ``last``/``base`` at the symbol's decimals, won-converted difference unsigned and
+        its rate with an explicit sign, ``t_xsgn`` the 1–5 sign of the day's move (python-kis reads it as
+        the quote's sign); US symbols have no daily limits (uplp/dnlp 0).
+        """
+        st = self.us[symbol]
+        d = st.info.decimals
+        today = self.clock.now().strftime("%Y%m%d")
+        high52, low52 = max(st.high, st.base * 1.2), min(st.low, st.base * 0.8)
+        won_today, won_prev = round(st.price * USD_KRW), round(st.base * USD_KRW)
+        won_diff = won_today - won_prev
+        rate = f"{USD_KRW:.2f}"
+        return dict(zip(F.OVERSEAS_PRICE_DETAIL_OUTPUT, (
+            f"D{st.info.exchange}{symbol}", "0", f"{st.open:.{d}f}", f"{st.high:.{d}f}", f"{st.low:.{d}f}",
+            f"{st.price:.{d}f}", f"{st.base:.{d}f}", "0", "0", "0", "0", f"{high52:.{d}f}", today,
+            f"{low52:.{d}f}", today, "30.00", "10.00", f"{st.price / 30:.{d}f}", f"{st.price / 10:.{d}f}", "0",
+            "0", "USD", str(d), "1", str(won_today), str(abs(won_diff)), f"{won_diff / won_prev * 100:+.2f}",
+            str(won_prev), "0", "+0.00", rate, rate, _sign(st.price - st.base, st.price), "3", "매매 가능",
+            f"{0.01:.{d}f}", "", "0", str(st.tvol), f"{st.tamt:.0f}", "",
+        ), strict=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,18 +18,22 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kis.broker import fields as F
 from kis.broker import trids as T
 from kis.broker.codes import (
     MSG_INQUIRY_DONE,
+    MSG_INQUIRY_EMPTY,
     MSG_INQUIRY_LAST,
     MSG_INQUIRY_MORE,
     MSG_ORDER_SENT,
     MSG_QUOTE_OK,
+    MSG_SEARCHED,
 )
 from kis.clock import KST
 from kis.krx import is_on_tick
@@ -46,15 +51,52 @@ from kis.sim.envelope import (
     oauth_error_response,
     pad_msg,
 )
-from kis.sim.exchange import BUY, MARKET_LIKE, SELL, SUPPORTED_DVSN, Account, Order, OrderReject
+from kis.sim.exchange import BRANCH, BUY, MARKET_LIKE, SELL, SUPPORTED_DVSN, Account, Order, OrderReject
+from kis.sim.market import UsState
+from kis.sim.symbols import US_PRDT_TYPE_CD
 
 log = get_logger("kis.sim.rest")
 
 Handler = Callable[["Call"], Awaitable[Response]]
 
-# Account/order TRs pad msg1 to 80 characters, their rejects included (reference §3.2).
+# Account/order TRs pad msg1 to 80 characters, their rejects included (reference §3.2); so do the
+# ledger-side product lookups (CTPF…: "조회되었습니다" + spaces in captured answers).
 PADDED_MSG1_HANDLERS = frozenset(
-    {"order_buy", "order_sell", "rvsecncl", "balance", "psbl_order", "daily_ccld"})
+    {"order_buy", "order_sell", "rvsecncl", "balance", "psbl_order", "daily_ccld", "psbl_rvsecncl",
+     "search_info", "search_stock_info"})
+
+# search-info PRDT_TYPE_CD values (상품유형코드, DOC): 300 주식, 301 선물옵션, 302 채권, then the overseas
+# markets. Only 300 and the US codes can hold a simulator symbol; the others answer "no data".
+PRDT_TYPE_CODES = frozenset(
+    {"300", "301", "302", "512", "513", "529", "515", "501", "543", "558", "507", "508", "551", "552"})
+# search-stock-info takes the domestic ones only: 300 주식·ETF·ETN·ELW, 301 선물옵션, 302 채권, 306 ELS.
+STOCK_PRDT_TYPE_CODES = frozenset({"300", "301", "302", "306"})
+
+# ORD_DVSN (주문구분) names as inquire-daily-ccld / inquire-psbl-rvsecncl print them.
+ORD_DVSN_NAMES = {
+    "00": "지정가", "01": "시장가", "02": "조건부지정가", "03": "최유리지정가", "04": "최우선지정가",
+    "05": "장전시간외", "06": "장후시간외", "07": "시간외단일가", "11": "IOC지정가", "12": "FOK지정가",
+    "13": "IOC시장가", "14": "FOK시장가", "15": "IOC최유리", "16": "FOK최유리",
+}
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+_REPEATED_SLASHES_RAW = re.compile(rb"/{2,}")
+
+
+class CollapseSlashes:
+    """ASGI middleware: ``//uapi//x`` routes as ``/uapi/x`` (mojito2 requests ``base_url + "/" + path``
+    with paths that already start with a slash; the real gateway answers those normally)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
+            if scope.get("raw_path"):
+                scope["raw_path"] = _REPEATED_SLASHES_RAW.sub(b"/", scope["raw_path"])
+        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -114,10 +156,17 @@ class SimRestApp:
         self.routes: dict[str, dict[str, str]] = {}
         self.methods: dict[str, str] = {}
         self._register(T.INQUIRE_PRICE_PATH, "GET", {T.INQUIRE_PRICE: "inquire_price"})
+        self._register(T.ASKING_PRICE_PATH, "GET", {T.ASKING_PRICE: "asking_price"})
         # chk-holiday is live-only: the paper host answers CTCA0903R with EGW00213 (reference §4.1; a
-        # third-party log shows "모의투자 TR 이 아닙니다." for CTCA0903R on the paper host).
+        # third-party log shows "모의투자 TR 이 아닙니다." for CTCA0903R on the paper host). So are the
+        # product lookups and the overseas price detail ("모의투자 미지원" in the portal docs).
         self._register(T.CHK_HOLIDAY_PATH, "GET", {} if paper else {T.CHK_HOLIDAY: "chk_holiday"})
+        self._register(T.SEARCH_INFO_PATH, "GET", {} if paper else {T.SEARCH_INFO: "search_info"})
+        self._register(T.SEARCH_STOCK_INFO_PATH, "GET",
+                       {} if paper else {T.SEARCH_STOCK_INFO: "search_stock_info"})
         self._register(T.OVERSEAS_PRICE_PATH, "GET", {T.OVERSEAS_PRICE: "overseas_price"})
+        self._register(T.OVERSEAS_PRICE_DETAIL_PATH, "GET",
+                       {} if paper else {T.OVERSEAS_PRICE_DETAIL: "price_detail"})
         self._register(T.ORDER_CASH_PATH, "POST", {
             **dict.fromkeys(T.ORDER_BUY.ids(paper), "order_buy"),
             **dict.fromkeys(T.ORDER_SELL.ids(paper), "order_sell"),
@@ -130,12 +179,16 @@ class SimRestApp:
             **dict.fromkeys(T.INQUIRE_DAILY_CCLD.ids(paper), "daily_ccld"),
             **dict.fromkeys(T.INQUIRE_DAILY_CCLD_OLD.ids(paper), "daily_ccld"),
         })
-        # Live-only TR ids (account TRs, chk-holiday), to recognise "live TR on the paper host" (EGW00213).
+        # 정정취소가능주문조회 has no paper TR ("모의투자 미지원").
+        self._register(T.INQUIRE_PSBL_RVSECNCL_PATH, "GET",
+                       {} if paper else dict.fromkeys(T.INQUIRE_PSBL_RVSECNCL.ids(False), "psbl_rvsecncl"))
+        # Live TR ids, to recognise "live TR on the paper host" (EGW00213): account TRs and the live-only ones.
         self.live_only_trs = {
             tr for spec in (T.ORDER_BUY, T.ORDER_SELL, T.ORDER_RVSECNCL, T.INQUIRE_BALANCE,
-                            T.INQUIRE_PSBL_ORDER, T.INQUIRE_DAILY_CCLD, T.INQUIRE_DAILY_CCLD_OLD)
+                            T.INQUIRE_PSBL_ORDER, T.INQUIRE_DAILY_CCLD, T.INQUIRE_DAILY_CCLD_OLD,
+                            T.INQUIRE_PSBL_RVSECNCL)
             for tr in spec.ids(False)
-        } | {T.CHK_HOLIDAY}
+        } | {T.CHK_HOLIDAY, T.SEARCH_INFO, T.SEARCH_STOCK_INFO, T.OVERSEAS_PRICE_DETAIL}
         routes = [
             Route(T.TOKEN_PATH, self.token, methods=["POST"]),
             Route(T.REVOKE_PATH, self.revoke, methods=["POST"]),
@@ -148,6 +201,7 @@ class SimRestApp:
         routes.extend(admin_routes(self))
         self.app = Starlette(
             routes=routes,
+            middleware=[Middleware(CollapseSlashes)],
             exception_handlers={HTTPException: self._http_exception, Exception: self._unexpected},
         )
         # KIS paths are exact: "/inquire-price/" is unroutable (EGW00202 envelope), not a 307 redirect.
@@ -344,28 +398,95 @@ class SimRestApp:
             raise input_error(field)
         return code
 
-    async def inquire_price(self, call: Call) -> Response:
+    def _fid_code(self, call: Call) -> str:
+        """FID_COND_MRKT_DIV_CODE (J/NX/UN) and FID_INPUT_ISCD of the domestic quotation TRs."""
         if _q(call, "FID_COND_MRKT_DIV_CODE").upper() not in ("J", "NX", "UN"):
             raise input_error("FID_COND_MRKT_DIV_CODE")
-        code = self._krx_code(_q(call, "FID_INPUT_ISCD"), "FID_INPUT_ISCD")
+        return self._krx_code(_q(call, "FID_INPUT_ISCD"), "FID_INPUT_ISCD")
+
+    async def inquire_price(self, call: Call) -> Response:
+        code = self._fid_code(call)
         self.sim.refresh_quote(code)
         msg_cd, msg1 = MSG_QUOTE_OK
         return kis_json({"output": self.sim.market.inquire_price(code), "rt_cd": "0", "msg_cd": msg_cd,
                          "msg1": msg1}, tr_id=call.tr_id)
 
-    async def overseas_price(self, call: Call) -> Response:
+    async def asking_price(self, call: Call) -> Response:
+        code = self._fid_code(call)
+        self.sim.refresh_quote(code)
+        book, expected = self.sim.market.asking_price(code)
+        msg_cd, msg1 = MSG_QUOTE_OK
+        return kis_json({"output1": book, "output2": expected, "rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1},
+                        tr_id=call.tr_id)
+
+    def _us_symbol(self, call: Call) -> UsState:
+        """AUTH/EXCD/SYMB of the overseas quotation TRs: the symbol's exchange or a US day-session code."""
         _q(call, "AUTH", required=False)
         excd = _q(call, "EXCD").upper()
-        symbol = _q(call, "SYMB").upper()
-        us = self.sim.market.us.get(symbol)
-        allowed = {us.info.exchange, "BAQ", "BAY", "BAA"} if us else set()
+        us = self.sim.market.us.get(_q(call, "SYMB").upper())
         if us is None:
             raise input_error("SYMB")
-        if excd not in allowed:
+        if excd not in {us.info.exchange, "BAQ", "BAY", "BAA"}:
             raise input_error("EXCD")
+        return us
+
+    async def overseas_price(self, call: Call) -> Response:
+        us = self._us_symbol(call)
         msg_cd, msg1 = MSG_QUOTE_OK
         return kis_json({"rt_cd": "0", "msg_cd": msg_cd, "msg1": msg1,
-                         "output": self.sim.market.overseas_price(symbol)}, tr_id=call.tr_id)
+                         "output": self.sim.market.overseas_price(us.info.symbol)}, tr_id=call.tr_id)
+
+    async def price_detail(self, call: Call) -> Response:
+        us = self._us_symbol(call)
+        msg_cd, msg1 = MSG_QUOTE_OK
+        return kis_json({"output": self.sim.market.price_detail(us.info.symbol), "rt_cd": "0", "msg_cd": msg_cd,
+                         "msg1": msg1}, tr_id=call.tr_id)
+
+    def _product(self, call: Call, type_codes: frozenset[str]) -> tuple[str, str]:
+        """PDNO and PRDT_TYPE_CD of the product lookups; a KRX PDNO may come as 00000A005930."""
+        type_cd = _q(call, "PRDT_TYPE_CD")
+        if type_cd not in type_codes:
+            raise input_error("PRDT_TYPE_CD")
+        pdno = _q(call, "PDNO").upper()
+        if not pdno:
+            raise input_error("PDNO")
+        if len(pdno) == 12 and pdno.startswith("00000"):
+            pdno = pdno[5:]
+        return pdno, type_cd
+
+    def _krx_product(self, pdno: str) -> str | None:
+        code = pdno[1:] if pdno[:1] in ("A", "Q") and len(pdno) == 7 else pdno
+        return code if code in self.sim.market.krx else None
+
+    @staticmethod
+    def _no_data() -> KisHttpError:
+        """No product under that number and type: rt_cd "7" (python-kis tries the next type on it)."""
+        return business_reject(*MSG_INQUIRY_EMPTY)
+
+    def _searched(self, call: Call, output: dict[str, str]) -> Response:
+        msg_cd, msg1 = MSG_SEARCHED
+        return kis_json({"output": output, "rt_cd": "0", "msg_cd": msg_cd, "msg1": pad_msg(msg1)},
+                        tr_id=call.tr_id)
+
+    async def search_info(self, call: Call) -> Response:
+        pdno, type_cd = self._product(call, PRDT_TYPE_CODES)
+        market = self.sim.market
+        if type_cd == "300":
+            code = self._krx_product(pdno)
+            if code is None:
+                raise self._no_data()
+            return self._searched(call, market.search_info(code))
+        us = market.us.get(pdno)
+        if us is None or US_PRDT_TYPE_CD.get(us.info.exchange) != type_cd:
+            raise self._no_data()
+        return self._searched(call, market.search_info_us(pdno))
+
+    async def search_stock_info(self, call: Call) -> Response:
+        pdno, type_cd = self._product(call, STOCK_PRDT_TYPE_CODES)
+        code = self._krx_product(pdno) if type_cd == "300" else None
+        if code is None:
+            raise self._no_data()
+        return self._searched(call, self.sim.market.search_stock_info(code))
 
     async def chk_holiday(self, call: Call) -> Response:
         from kis.clock import _calendar
@@ -549,6 +670,45 @@ class SimRestApp:
         return kis_json({"output": dict(zip(F.PSBL_ORDER_OUTPUT, values, strict=True)), "rt_cd": "0",
                          "msg_cd": msg_cd, "msg1": pad_msg(msg1)}, tr_id=call.tr_id)
 
+    async def psbl_rvsecncl(self, call: Call) -> Response:
+        """The account's open orders with the quantity a modify/cancel may still move (psbl_qty)."""
+        cano, prdt = _q(call, "CANO"), _q(call, "ACNT_PRDT_CD")
+        acct = self._account(cano, prdt, call.app_key)
+        by_symbol = _q(call, "INQR_DVSN_1")
+        if by_symbol not in ("0", "1"):
+            raise input_error("INQR_DVSN_1")
+        side = _q(call, "INQR_DVSN_2")
+        if side not in ("0", "1", "2"):
+            raise input_error("INQR_DVSN_2")
+        wanted = {"1": SELL, "2": BUY}.get(side)
+        orders = [o for o in self.sim.exchange.orders.values()
+                  if o.account is acct and o.is_open and (wanted is None or o.side == wanted)]
+        # 0 주문: newest order first (the DOC example lists 0001569139 before 0001569138); 1 종목: by symbol.
+        orders.sort(key=lambda o: o.odno, reverse=True)
+        if by_symbol == "1":
+            orders.sort(key=lambda o: o.code)
+        page, nk, tr_cont = self._page(call, orders, lambda o: o.odno, 50)
+        rows = [self._psbl_rvsecncl_row(o) for o in page]
+        if not orders:
+            msg_cd, msg1 = MSG_INQUIRY_EMPTY
+        else:
+            msg_cd, msg1 = MSG_INQUIRY_DONE if tr_cont in ("D", "E") else MSG_INQUIRY_MORE
+        return kis_json({"ctx_area_fk100": _padded_cursor(f"{cano}^{prdt}^"),
+                         "ctx_area_nk100": _padded_cursor(f"{cano}^{prdt}^{nk}" if nk else ""),
+                         "output": rows, "rt_cd": "0", "msg_cd": msg_cd, "msg1": pad_msg(msg1)},
+                        tr_id=call.tr_id, tr_cont=tr_cont)
+
+    def _psbl_rvsecncl_row(self, o: Order) -> dict[str, str]:
+        # rvse_cncl_dvsn_name: "" for an original order; a modifying order shows its side and "AMEND*"
+        # (DOC example "BUY AMEND*"; the SELL form is inferred).
+        amend = "" if o.rvse_cncl == "0" else f"{'BUY' if o.side == BUY else 'SELL'} AMEND*"
+        values = (
+            BRANCH, o.odno, o.orgn_odno, ORD_DVSN_NAMES.get(o.dvsn, "기타"), o.code,
+            self.sim.market.krx[o.code].info.name, amend, str(o.qty), str(o.price), o.ord_tmd, str(o.filled),
+            str(o.filled_amount), str(o.remaining), o.side, o.dvsn, "", "01", "KRX", "KRX", "0", "N",
+        )
+        return dict(zip(F.PSBL_RVSECNCL_OUTPUT, values, strict=True))
+
     async def daily_ccld(self, call: Call) -> Response:
         cano, prdt = _q(call, "CANO"), _q(call, "ACNT_PRDT_CD")
         acct = self._account(cano, prdt, call.app_key)
@@ -598,7 +758,7 @@ class SimRestApp:
 
     def _ccld_row(self, o: Order) -> dict[str, str]:
         name = self.sim.market.krx[o.code].info.name
-        dvsn_name = {"00": "지정가", "01": "시장가"}.get(o.dvsn, "기타")
+        dvsn_name = ORD_DVSN_NAMES.get(o.dvsn, "기타")
         if o.rvse_cncl == "2":
             dvsn_name = f"{dvsn_name}취소"
         elif o.rvse_cncl == "1":

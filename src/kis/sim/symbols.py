@@ -154,3 +154,25 @@ US_SYMBOLS: tuple[UsSymbol, ...] = (
 
 KRX_BY_CODE: dict[str, KrxSymbol] = {s.code: s for s in KRX_SYMBOLS}
 US_BY_SYMBOL: dict[str, UsSymbol] = {s.symbol: s for s in US_SYMBOLS}
+
+# search-info PRDT_TYPE_CD (상품유형코드) of the US exchanges (KIS EXCD → code).
+US_PRDT_TYPE_CD: dict[str, str] = {"NAS": "512", "NYS": "513", "AMS": "529"}
+
+
+def is_preferred(code: str) -> bool:
+    """KRX short codes end in 0 for common stock, 5/7/9 for preferred classes."""
+    return not code.endswith("0")
+
+
+def krx_isin(code: str) -> str:
+    """The KRX ISIN (표준코드) of a short code: KR7 + code (6th digit 1 for preferred) + 00 + check digit.
+
+    005930 → KR7005930003, 005935 → KR7005931001 (ISO 6166 check digit: Luhn over letters as 10–35).
+    """
+    body = f"KR7{code[:5]}{'1' if is_preferred(code) else code[5]}00"
+    digits = "".join(str(int(c, 36)) for c in body)
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d) * (2 if i % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return body + str((10 - total % 10) % 10)
