@@ -15,6 +15,10 @@ class Faults:
     rest_5xx_burst: int = 0  # the next N KIS REST calls fail with HTTP 500 EGW00002, unprocessed
     rate_limit_storm_s: float = 0.0  # every KIS REST call gets EGW00201 for this many seconds
     latency_ms: float = 0.0  # added to every REST answer and every WS data frame
+    # Orders KIS executed but whose answer the client never gets in time: the "check your last trade" case.
+    order_answer_delay_ms: float = 0.0  # order-cash/rvsecncl answers wait this long after the order is placed
+    order_answer_lost: int = 0  # the next N order calls are executed, then answered HTTP 500 EGW00002
+    order_fail_unprocessed: int = 0  # the next N order calls fail HTTP 500 EGW00002 before anything happens
 
     @classmethod
     def names(cls) -> list[str]:

@@ -528,7 +528,15 @@ class SimRestApp:
             raise business_reject("40580000", "모의투자 장종료 입니다.", rt_cd="1")
         raise business_reject("APBK0919", "장운영일자가 주문일과 상이합니다.")
 
-    def _order_answer(self, call: Call, order: Order) -> Response:
+    async def _order_answer(self, call: Call, order: Order) -> Response:
+        """The answer to an order KIS has already executed — unless a fault loses or delays it."""
+        faults = self.sim.faults
+        if faults.order_answer_lost > 0:
+            faults.order_answer_lost -= 1
+            self.sim.rest_errors["EGW00002"] += 1
+            return envelope_response(gateway_error("EGW00002"), call.tr_id)
+        if faults.order_answer_delay_ms > 0:
+            await asyncio.sleep(faults.order_answer_delay_ms / 1000)
         msg_cd, msg1 = MSG_ORDER_SENT
         return kis_json({"rt_cd": "0", "msg_cd": msg_cd, "msg1": pad_msg(msg1), "output": {
             "KRX_FWDG_ORD_ORGNO": "06010", "ODNO": order.odno, "ORD_TMD": order.ord_tmd}}, tr_id=call.tr_id)
@@ -539,7 +547,14 @@ class SimRestApp:
     async def order_sell(self, call: Call) -> Response:
         return await self._order_cash(call, SELL)
 
+    def _order_fault_before(self) -> None:
+        faults = self.sim.faults
+        if faults.order_fail_unprocessed > 0:
+            faults.order_fail_unprocessed -= 1
+            raise KisHttpError(500, "1", "EGW00002", "서버 에러가 발생하였습니다.")
+
     async def _order_cash(self, call: Call, side: str) -> Response:
+        self._order_fault_before()
         acct = self._account(_b(call, "CANO"), _b(call, "ACNT_PRDT_CD"), call.app_key)
         code = self._krx_code(_b(call, "PDNO"), "PDNO")
         dvsn = _b(call, "ORD_DVSN")
@@ -557,7 +572,7 @@ class SimRestApp:
                 raise business_reject("APBK0506", "주문단가를 호가단위에 맞게 입력하십시오.")
         self._order_session_open()
         order = self.sim.exchange.place(acct, code, side, dvsn, qty, price, self.sim.clock.now())
-        return self._order_answer(call, order)
+        return await self._order_answer(call, order)
 
     async def rvsecncl(self, call: Call) -> Response:
         acct = self._account(_b(call, "CANO"), _b(call, "ACNT_PRDT_CD"), call.app_key)
@@ -586,7 +601,7 @@ class SimRestApp:
             if dvsn not in MARKET_LIKE and (price <= 0 or not is_on_tick(price)):
                 raise business_reject("APBK0506", "주문단가를 호가단위에 맞게 입력하십시오.")
             record = self.sim.exchange.modify(orig, qty, price, dvsn, now)
-        return self._order_answer(call, record)
+        return await self._order_answer(call, record)
 
     def _page(self, call: Call, rows: list[Any], key: Callable[[Any], str],
               size: int) -> tuple[list[Any], str, str]:

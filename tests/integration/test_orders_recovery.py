@@ -1,0 +1,177 @@
+"""Orders whose outcome KIS did not tell us, notices that race or vanish, and a gateway killed mid-submit."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from kis.storage.models import EventLog, Fill
+from kis_testing import APP_KEY, APP_SECRET, CANO, PRDT, wait_until
+
+from integration.test_orders_api import ORDER, OrderCase
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class UnknownOutcomeTest(OrderCase):
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_UNKNOWN_ORDER_GRACE_S": "2", "KIS_RECONCILE_INTERVAL_S": "0.5"}
+
+    async def test_lost_answer_is_reconciled_not_resubmitted(self) -> None:
+        await self.admin("POST", "/faults", {"order_answer_lost": 1})
+        order_id = (await self.post(ORDER, key="lost")).json()["order_id"]
+        order = await self.wait_status(order_id, "FILLED", timeout=15)
+        self.assertEqual(order["filled_qty"], 1)
+        self.assertIsNotNone(order["broker_order_no"])
+        stats = await self.admin("GET", "/stats")
+        self.assertEqual(stats["orders"], 1)  # exactly one order at KIS
+        self.assertEqual(stats["rest_errors"].get("EGW00002"), 1)
+        async with self.trading.sessions() as s:
+            events = [e.event_type for e in (await s.scalars(select(EventLog).where(
+                EventLog.correlation_id == order["correlation_id"]))).all()]
+        self.assertIn("order_outcome_unknown", events)
+        self.assertIn("reconcile_order_linked", events)
+
+    async def test_unknown_that_never_reached_kis_is_rejected(self) -> None:
+        # A 5xx before KIS acted: the gateway cannot know that, so the order is UNKNOWN until reconciled.
+        await self.admin("POST", "/faults", {"order_fail_unprocessed": 1})
+        order_id = (await self.post(ORDER, key="never")).json()["order_id"]
+        order = await self.wait_status(order_id, "REJECTED", timeout=15)
+        self.assertEqual(order["reject_code"], "BROKER_ORDER_NOT_FOUND")
+        self.assertEqual((await self.admin("GET", "/stats"))["orders"], 0)
+
+
+class NoticeRaceTest(OrderCase):
+    async def test_fill_notice_before_submit_answer(self) -> None:
+        await self.admin("POST", "/faults", {"order_answer_delay_ms": 400})
+        order_id = (await self.post(ORDER, key="race")).json()["order_id"]
+        order = await self.wait_status(order_id, "FILLED")
+        self.assertEqual(order["filled_qty"], 1)
+        async with self.trading.sessions() as s:
+            fills = (await s.scalars(select(Fill).where(Fill.order_id == order_id))).all()
+        self.assertEqual([(f.qty, f.source) for f in fills], [(1, "notice")])
+
+
+class LostNoticesTest(OrderCase):
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_RECONCILE_INTERVAL_S": "3600"}
+
+    async def test_reconcile_repairs_missing_fills(self) -> None:
+        await self.admin("POST", "/faults", {"ws_silent": True})
+        order_id = (await self.post({**ORDER, "qty": 2}, key="quiet")).json()["order_id"]
+        order = await self.wait_status(order_id, "SUBMITTED", "PARTIALLY_FILLED", "FILLED")
+        self.assertEqual(order["status"], "SUBMITTED")  # filled at KIS, but no notice came
+        r = await self.gw.post("/v1/orders/reconcile")
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertGreaterEqual(r.json()["corrections"], 1)
+        order = (await self.gw.get(f"/v1/orders/{order_id}")).json()
+        self.assertEqual((order["status"], order["filled_qty"]), ("FILLED", 2))
+        async with self.trading.sessions() as s:
+            kinds = [e.event_type for e in (await s.scalars(select(EventLog))).all()]
+        self.assertIn("reconcile_fill_added", kinds)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class KillNineTest(unittest.IsolatedAsyncioTestCase):
+    """kill -9 of the gateway while KIS holds the answer to a submitted order; restart; one order, settled."""
+
+    async def asyncSetUp(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.rest_port, self.ws_port, self.gw_port = _free_port(), _free_port(), _free_port()
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "kis.cli", "sim", "--rest-port", str(self.rest_port), "--ws-port",
+             str(self.ws_port), "--tick-interval", "0.05"], cwd=self.tmp.name, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+        self.sim = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.rest_port}", timeout=10)
+        self.gw = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.gw_port}", timeout=10)
+
+        async def sim_up() -> bool:
+            try:
+                return (await self.sim.get("/__sim/stats")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_until(sim_up, 20, 0.05, "simulator process")
+        self.env = {**os.environ, "KIS_ENV": "sim", "KIS_REST_URL": f"http://127.0.0.1:{self.rest_port}",
+                    "KIS_WS_URL": f"ws://127.0.0.1:{self.ws_port}", "KIS_APP_KEY": APP_KEY,
+                    "KIS_APP_SECRET": APP_SECRET, "KIS_ACCOUNT_NO": f"{CANO}-{PRDT}", "KIS_HTS_ID": "simhtsid",
+                    "KIS_MARKET_OVERRIDE": "open", "KIS_DB_URL": f"sqlite:///{self.tmp.name}/gw.db",
+                    "KIS_STATE_DIR": f"{self.tmp.name}/state", "KIS_RECONCILE_INTERVAL_S": "1",
+                    "KIS_UNKNOWN_ORDER_GRACE_S": "30"}
+
+    def start_gateway(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(self.gw_port)],
+                                cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    async def gateway_up(self) -> bool:
+        try:
+            return (await self.gw.get("/v1/session/status")).json().get("role") == "owner"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    async def asyncTearDown(self) -> None:
+        await self.sim.aclose()
+        await self.gw.aclose()
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        self.tmp.cleanup()
+
+    async def test_kill_between_persist_and_broker_answer(self) -> None:
+        gw = self.start_gateway()
+        await wait_until(self.gateway_up, 30, 0.1, "gateway owner")
+        env_db = self.env["KIS_DB_URL"]
+        r = subprocess.run([sys.executable, "-m", "kis.cli", "kill-switch", "off", "--reason", "test", "--by", "ci"],
+                           cwd=REPO, env={**self.env, "KIS_DB_URL": env_db}, capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        await self.sim.post("/__sim/faults", json={"order_answer_delay_ms": 20000})
+        r = await self.gw.post("/v1/orders", json=ORDER, headers={"Idempotency-Key": "k9"})
+        self.assertEqual(r.status_code, 201, r.text)
+        order_id = r.json()["order_id"]
+
+        async def at_kis() -> bool:
+            acct = (await self.sim.get(f"/__sim/accounts/{CANO}-{PRDT}")).json()
+            return len(acct.get("orders", [])) == 1
+
+        await wait_until(at_kis, 15, 0.05, "order executed at KIS")
+        os.kill(gw.pid, signal.SIGKILL)
+        gw.wait(10)
+        await self.sim.post("/__sim/faults", json={"order_answer_delay_ms": 0})
+        self.start_gateway()
+        await wait_until(self.gateway_up, 30, 0.1, "gateway restarted")
+
+        async def settled() -> bool:
+            o = (await self.gw.get(f"/v1/orders/{order_id}")).json()
+            return o.get("status") == "FILLED"
+
+        await wait_until(settled, 30, 0.2, "order settled by reconciliation")
+        acct = (await self.sim.get(f"/__sim/accounts/{CANO}-{PRDT}")).json()
+        self.assertEqual(len(acct["orders"]), 1)  # never resubmitted
+        self.assertEqual(acct["holdings"]["005930"]["qty"], 1)
+        replay = await self.gw.post("/v1/orders", json=ORDER, headers={"Idempotency-Key": "k9"})
+        self.assertEqual(replay.json()["order_id"], order_id)
+
+
+if __name__ == "__main__":
+    unittest.main()
