@@ -191,6 +191,60 @@ def kill_switch_off(
     _print_kill_switch("off", reason, by)
 
 
+@app.command("validate-keys")
+def validate_keys(
+    force_window: Annotated[bool, typer.Option(help="run outside the gap windows (never against KIS_ENV=live)")] = False,
+) -> None:
+    """Check KIS_APP_KEY/KIS_APP_SECRET against KIS (token + approval key) — only in the gap windows
+    17:00–22:00 and 06:00–08:00 KST, when both markets are closed; otherwise skip with the reason."""
+    import json
+
+    from kis.clock import SystemClock
+    from kis.config import KIS_HOSTS, KisEnv
+    from kis.keycheck import KeyCheckResult, in_gap_window
+
+    settings = Settings()
+    configure_logging(settings.kis_log_level)
+    now = SystemClock().now()
+    result: KeyCheckResult
+    if settings.kis_env is KisEnv.SIM and not settings.kis_rest_url:
+        result = KeyCheckResult(False, False, "KIS_ENV=sim: the built-in simulator needs no key check")
+    elif not in_gap_window(now) and not (force_window and settings.kis_env is not KisEnv.LIVE):
+        result = KeyCheckResult(False, False, f"skipped: {now:%H:%M} KST is outside the gap windows "
+                                              "17:00-22:00 and 06:00-08:00 (a market is open)")
+    elif not settings.kis_app_key or not settings.kis_app_secret:
+        result = KeyCheckResult(False, False, "KIS_APP_KEY and KIS_APP_SECRET are not set")
+    else:
+        rest_url = settings.kis_rest_url or KIS_HOSTS[settings.kis_env][0]
+        result = asyncio.run(_check_keys(rest_url, settings))
+    typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+    raise typer.Exit(0 if result.ok or not result.ran else 1)
+
+
+async def _check_keys(rest_url: str, settings: Settings):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    import httpx
+
+    from kis.broker.auth import TokenManager
+    from kis.broker.errors import KisError
+    from kis.broker.token_store import FileTokenStore, store_key
+    from kis.clock import SystemClock
+    from kis.keycheck import KeyCheckResult
+
+    assert settings.kis_app_key and settings.kis_app_secret
+    key, secret = settings.kis_app_key.get_secret_value(), settings.kis_app_secret.get_secret_value()
+    async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
+        tokens = TokenManager(http, key, secret, store_key(settings.kis_env.value, key, rest_url),
+                              FileTokenStore(Path(settings.kis_state_dir)), SystemClock())
+        try:
+            await tokens.get(max_wait=5)
+            await tokens.approval_key()
+        except KisError as err:
+            return KeyCheckResult(True, False, f"KIS refused the credentials: {err.code}")
+    return KeyCheckResult(True, True, "token and approval key issued")
+
+
 @app.command("init-db")
 def init_db() -> None:
     """Create or upgrade the schema (same as python -m kis.storage.init_db)."""
