@@ -1,9 +1,11 @@
 """Access tokens and WebSocket approval keys for one app key, shared safely between processes.
 
-Rules kept (reference §2): at most one tokenP per minute per app key; reuse a token while valid;
-refresh ahead of expiry; on EGW00123/EGW00121 invalidate and refresh once. The refresh is
-single-flight: one asyncio lock in the process, and the store's lock across processes — whoever
-takes it second re-reads the store and uses the token the first one saved.
+Rules kept (reference §2): at most one issuance per minute per app key; reuse a token while valid;
+refresh ahead of expiry; on EGW00123/EGW00121 invalidate and refresh once (KIS's rejection lets one
+tokenP go at once; an EGW00133 answer is recorded in the store and holds every process back for the
+minute). The refresh is single-flight: one asyncio lock in the process, and the store's lock across
+processes — whoever takes it second re-reads the store and uses the token the first one saved. Waiting
+for the next allowed issuance happens outside both locks.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ def _parse_kst(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST)
 
 
+def _expires_at(record: dict[str, Any] | None) -> datetime | None:
+    """The expiry of a usable-looking record; None if it is missing, invalidated or unreadable."""
+    if not record or record.get("invalid") or not record.get("access_token"):
+        return None
+    try:
+        return datetime.fromisoformat(str(record["expires_at"]))
+    except (KeyError, ValueError):
+        return None
+
+
 class TokenManager:
     def __init__(self, http: httpx.AsyncClient, app_key: str, app_secret: str, key: str, store: TokenStore,
                  clock: Clock, refresh_margin: timedelta = REFRESH_MARGIN,
@@ -53,14 +65,42 @@ class TokenManager:
     # --- access token ---------------------------------------------------------------------------------
 
     def _usable(self, record: dict[str, Any] | None) -> bool:
-        if not record or record.get("invalid") or not record.get("access_token"):
-            return False
-        return self.clock.now() < datetime.fromisoformat(record["expires_at"]) - self.refresh_margin
+        """Valid and not yet inside the refresh margin."""
+        expires = _expires_at(record)
+        return expires is not None and self.clock.now() < expires - self.refresh_margin
 
     def _alive(self, record: dict[str, Any] | None) -> bool:
-        if not record or record.get("invalid") or not record.get("access_token"):
-            return False
-        return self.clock.now() < datetime.fromisoformat(record["expires_at"])
+        """Still accepted by KIS (possibly inside the refresh margin)."""
+        expires = _expires_at(record)
+        return expires is not None and self.clock.now() < expires
+
+    def _issue_wait(self, record: dict[str, Any] | None) -> float:
+        """Seconds until the next tokenP for this app key may be sent (0 = now).
+
+        Our own last issuance gates the next one by ``issue_min_interval`` — unless KIS has since rejected
+        that token (EGW00123/EGW00121, ``invalid``): the server's word is newer than our bookkeeping, so one
+        tokenP may go at once. If KIS answers it with EGW00133, ``blocked_until`` holds everyone back for
+        the minute, so issuances stay at most one per minute either way."""
+        if not record:
+            return 0.0
+        gates: list[tuple[str, timedelta]] = [("blocked_until", timedelta())]
+        if not record.get("invalid"):
+            gates.append(("issued_at", self.issue_min_interval))
+        allowed: list[datetime] = []
+        for name, extra in gates:
+            text = record.get(name)
+            if isinstance(text, str):
+                try:
+                    allowed.append(datetime.fromisoformat(text) + extra)
+                except ValueError:
+                    pass
+        if not allowed:
+            return 0.0
+        return max(0.0, (max(allowed) - self.clock.now()).total_seconds())
+
+    def _holding(self, record: dict[str, Any] | None) -> bool:
+        """Due for a refresh, but too soon to issue again and the current token still works: keep it."""
+        return self._alive(record) and self._issue_wait(record) > 0
 
     @property
     def token_state(self) -> dict[str, Any]:
@@ -74,42 +114,53 @@ class TokenManager:
 
     async def get(self, max_wait: float | None = None) -> str:
         """A valid token. If KIS's one-per-minute rule means waiting longer than ``max_wait`` seconds for
-        a new one, raise ``TokenIssueTooSoonError`` at once (retryable) instead of holding the caller."""
-        if self._usable(self._record):
-            return self._record["access_token"]  # type: ignore[index]
-        async with self._lock:
-            if self._usable(self._record):
-                return self._record["access_token"]  # type: ignore[index]
-            async with self.store.lock(self.key):
-                stored = await self.store.load(self.key)
-                if self._usable(stored):
-                    self._record = stored
-                    return stored["access_token"]  # type: ignore[index]
-                record = await self._issue(stored, max_wait)
-                await self.store.save(self.key, record)
-                self._record = record
-                return record["access_token"]
+        a new one, raise ``TokenIssueTooSoonError`` at once (retryable) instead of holding the caller.
 
-    async def _issue(self, stored: dict[str, Any] | None, max_wait: float | None) -> dict[str, Any]:
-        last = datetime.fromisoformat(stored["issued_at"]) if stored and stored.get("issued_at") else None
-        if last is not None and self.clock.now() - last < self.issue_min_interval:
-            if self._alive(stored):
-                # Too soon to issue again, but the current token still works: use it until then.
-                return stored  # type: ignore[return-value]
-            wait = (last + self.issue_min_interval - self.clock.now()).total_seconds()
-            if max_wait is not None and wait > max_wait:
+        The wait for the next allowed issuance happens outside every lock, so callers with a short
+        ``max_wait`` are never queued behind one that is prepared to wait, and the cross-process lock
+        (Redis: 10 s lease) is only held for one load + tokenP + save.
+        """
+        deadline = None if max_wait is None else self.clock.monotonic() + max_wait
+        while True:
+            rec = self._record
+            if self._usable(rec) or self._holding(rec):
+                return rec["access_token"]  # type: ignore[index]
+            async with self._lock:
+                wait = await self._refresh_locked()
+            if wait <= 0:
+                return self._record["access_token"]  # type: ignore[index]
+            if deadline is not None and wait > deadline - self.clock.monotonic():
                 raise TokenIssueTooSoonError("EGW00133", f"next token issuance allowed in {wait:.0f}s")
             log.info("token_issue_waiting", seconds=round(wait, 1))
-            await asyncio.sleep(max(0.0, wait))
-        for attempt in (1, 2):
+            await asyncio.sleep(wait)
+
+    async def _refresh_locked(self) -> float:
+        """With the in-process lock held: make ``self._record`` usable, or return how long to wait."""
+        if self._usable(self._record) or self._holding(self._record):
+            return 0.0
+        async with self.store.lock(self.key):
+            stored = await self.store.load(self.key)
+            if self._usable(stored) or self._holding(stored):
+                self._record = stored  # another process (or instance) refreshed it
+                return 0.0
+            wait = self._issue_wait(stored)
+            if wait > 0:
+                self._record = stored
+                return wait
             try:
-                return await self._call_token_p()
+                record = await self._call_token_p()
             except TokenIssueTooSoonError:
-                if attempt == 2:
-                    raise
+                # Someone we cannot see (another host, a lost store) issued within the minute: record it so
+                # that no process here asks again before the minute is over.
+                blocked = {**(stored or {}),
+                           "blocked_until": (self.clock.now() + self.issue_min_interval).isoformat()}
+                await self.store.save(self.key, blocked)
+                self._record = blocked
                 log.warning("token_issue_too_soon", retry_in_s=self.issue_min_interval.total_seconds())
-                await asyncio.sleep(self.issue_min_interval.total_seconds())
-        raise AssertionError("unreachable")
+                return 0.0 if self._alive(blocked) else self.issue_min_interval.total_seconds()
+            await self.store.save(self.key, record)
+            self._record = record
+            return 0.0
 
     async def _call_token_p(self) -> dict[str, Any]:
         body = {"grant_type": "client_credentials", "appkey": self.app_key, "appsecret": self.app_secret}

@@ -17,6 +17,9 @@ from typing import Any
 
 from kis.broker.errors import RestRateLimitCooldownError
 from kis.clock import Clock
+from kis.logs import get_logger
+
+log = get_logger("kis.broker.pacing")
 
 DEFAULT_UTILISATION = 0.95
 
@@ -36,7 +39,13 @@ class SharedBudget:
         from limits.aio.strategies import MovingWindowRateLimiter
 
         self._item = RateLimitItemPerSecond(limit)
-        self._limiter = MovingWindowRateLimiter(RedisStorage(redis_url.replace("redis://", "async+redis://", 1)))
+        uri = redis_url.replace("redis://", "async+redis://", 1)
+        try:
+            # redis-py is what the project depends on; limits defaults to coredis, which it does not ship.
+            storage = RedisStorage(uri, implementation="redispy")
+        except TypeError:  # limits < 4.2 has only the coredis implementation (pyproject should say >=4.2)
+            storage = RedisStorage(uri)
+        self._limiter = MovingWindowRateLimiter(storage)
         self._key = key
 
     async def take(self) -> bool:
@@ -70,6 +79,7 @@ class RatePacer:
         self.cooldowns += 1
         self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
         self._next = max(self._next, self._paused_until)
+        self._wakeup.set()  # re-plan now: quote waiters that can no longer make it are shed at once
 
     def retry_after(self) -> float:
         """Seconds until the next free slot — the Retry-After a shed caller should be told."""
@@ -77,6 +87,9 @@ class RatePacer:
         return max(self.interval, self._next - now + self.interval * self.queue_depth())
 
     async def acquire(self, priority: Priority = Priority.QUOTE, max_wait: float | None = None) -> None:
+        """Wait for a slot. ``max_wait`` (seconds) bounds the wait: a waiter that cannot be served in
+        time is shed with ``RestRateLimitCooldownError``; quote waiters are shed as soon as that is
+        certain, orders and account calls only when their time is up."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._dispatch(), name="kis-rest-pacer")
@@ -88,42 +101,61 @@ class RatePacer:
 
     async def _dispatch(self) -> None:
         while True:
-            while not self._heap:
+            self._drop_done()
+            if not self._heap:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                continue
             now = self.clock.monotonic()
+            if now >= self._next:
+                # A slot is free: the head of the queue (highest priority, then oldest) gets it.
+                if self.shared is not None and not await self._shared_take():
+                    self._next = self.clock.monotonic() + self.interval
+                    continue
+                self._drop_done()
+                if not self._heap:
+                    continue
+                _, _, _, fut = heapq.heappop(self._heap)
+                fut.set_result(None)
+                self.granted += 1
+                self._next = max(self.clock.monotonic(), self._next) + self.interval
+                continue
             self._shed_expired(now)
             if not self._heap:
                 continue
-            if now < self._next:
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._next - now)
-                except TimeoutError:
-                    pass
-                continue
-            if self.shared is not None and not await self.shared.take():
-                self._next = self.clock.monotonic() + self.interval
-                continue
-            _, _, _, fut = heapq.heappop(self._heap)
-            if fut.done():  # the caller was cancelled
-                continue
-            fut.set_result(None)
-            self.granted += 1
-            self._next = max(self.clock.monotonic(), self._next) + self.interval
+            wake_at = min(self._next, min(item[2] for item in self._heap))
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, wake_at - now))
+            except TimeoutError:
+                pass
+
+    async def _shared_take(self) -> bool:
+        try:
+            return bool(await self.shared.take())
+        except Exception as err:  # Redis away: the local pacer still keeps this process under the rate
+            log.warning("rest_shared_budget_unavailable", error=type(err).__name__)
+            return True
+
+    def _drop_done(self) -> None:
+        if any(item[3].done() for item in self._heap):
+            self._heap = [item for item in self._heap if not item[3].done()]
+            heapq.heapify(self._heap)
 
     def _shed_expired(self, now: float) -> None:
-        """Shed waiters that cannot be served before their deadline."""
+        """Shed waiters whose time is up, and quote waiters that cannot be served before their deadline
+        (the slots ahead of them are already spoken for)."""
         keep = []
-        for item in self._heap:
-            fut = item[3]
-            if fut.done():
-                continue
-            if item[2] <= now or (item[2] < self._next and item[0] == Priority.QUOTE):
+        ahead = 0  # waiters served before this one, in queue order
+        for item in sorted(self._heap):
+            priority, _, deadline, fut = item
+            earliest = max(self._next, now) + ahead * self.interval
+            if deadline <= now or (priority == Priority.QUOTE and deadline < earliest):
                 fut.set_exception(RestRateLimitCooldownError("RATE_BUDGET", "REST budget exhausted; shed"))
                 self.shed += 1
                 continue
             keep.append(item)
+            ahead += 1
         if len(keep) != len(self._heap):
             heapq.heapify(keep)
             self._heap = keep
@@ -138,3 +170,4 @@ class RatePacer:
         for _, _, _, fut in self._heap:
             if not fut.done():
                 fut.cancel()
+        self._heap = []

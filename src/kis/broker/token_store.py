@@ -86,9 +86,12 @@ class FileTokenStore:
 
 
 class RedisTokenStore:
-    def __init__(self, redis: Any, prefix: str = "kis:token:") -> None:
+    def __init__(self, redis: Any, prefix: str = "kis:token:", lock_name: str = REDIS_LOCK_NAME,
+                 lock_timeout_s: float = REDIS_LOCK_TIMEOUT_S) -> None:
         self.redis = redis  # redis.asyncio.Redis
         self.prefix = prefix
+        self.lock_name = lock_name
+        self.lock_timeout_s = lock_timeout_s
 
     async def load(self, key: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self.prefix + key)
@@ -105,7 +108,7 @@ class RedisTokenStore:
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
-        lock = self.redis.lock(REDIS_LOCK_NAME, timeout=REDIS_LOCK_TIMEOUT_S, blocking_timeout=30)
+        lock = self.redis.lock(self.lock_name, timeout=self.lock_timeout_s, blocking_timeout=30)
         acquired = await lock.acquire()
         if not acquired:
             raise TimeoutError("could not take the token_refresh lock")

@@ -5,10 +5,12 @@
   are evicted least-recently-used.
 - Keep-alive: server PINGPONGs are echoed back as text; an app-level PINGPONG goes out every 30 s
   (idle L4 timeouts at 10/30 min, seed 002).
-- Reconnect: exponential backoff with jitter. Before subscribing on a new socket, everything held on
-  the old one is unsubscribed and a 3 s grace passes (a stale server session would otherwise answer
-  OPSP0002). The final attempt gives up without a further sleep. OPSP8996 (app key in use elsewhere)
-  backs off for a long time instead of hammering the server.
+- Reconnect: exponential backoff with jitter. Before subscribing on a new socket, everything held (or
+  requested) on the old one is unsubscribed and a 3 s grace passes (a stale server session would
+  otherwise answer OPSP0002). The final attempt gives up without a further sleep. OPSP8996 (app key in
+  use elsewhere) backs off for a long time instead of hammering the server.
+- Subscribe/unsubscribe messages leave through one ordered outbox per socket, so an eviction's
+  unsubscribe always reaches the server before the subscribe that needed its slot.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from kis.broker import trids as T
 from kis.broker.crypto import aes_cbc_decrypt
+from kis.broker.errors import KisError
 from kis.broker.realtime import ParsedFrame, RealtimeParser
 from kis.clock import Clock
 from kis.logs import get_logger
@@ -45,7 +48,7 @@ class WsConfig:
     app_ping_s: float = 30.0
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
-    max_attempts: int | None = None  # None: keep trying; N: give up after N failed connects in a row
+    max_attempts: int | None = None  # None: keep trying; N: give up after N failed sessions in a row
     appkey_in_use_backoff_s: float = 60.0
     connect_timeout_s: float = 10.0
     ack_timeout_s: float = 5.0
@@ -68,6 +71,7 @@ class WsStats:
     pingpong_answered: int = 0
     app_pings_sent: int = 0
     acks: dict[str, int] = field(default_factory=dict)
+    handler_errors: int = 0  # on_frame/on_notice raised (the session carries on)
     state: str = "idle"  # idle / connecting / subscribing / streaming / backoff / failed / stopped
 
 
@@ -76,10 +80,10 @@ class SlotAllocator:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.pinned: set[Key] = set()
+        self.pinned: dict[Key, None] = {}  # insertion-ordered set
         self.lru: OrderedDict[Key, None] = OrderedDict()
 
-    def __contains__(self, key: Key) -> bool:
+    def __contains__(self, key: object) -> bool:
         return key in self.pinned or key in self.lru
 
     def __len__(self) -> int:
@@ -89,13 +93,17 @@ class SlotAllocator:
         return [*self.pinned, *self.lru]
 
     def pin(self, key: Key) -> list[Key]:
-        self.lru.pop(key, None)
+        """Keep ``key`` for good; returns the on-demand keys evicted to make room."""
         if key in self.pinned:
             return []
-        evicted = self._make_room()
-        if len(self) >= self.capacity:
+        if key in self.lru:
+            del self.lru[key]
+            self.pinned[key] = None
+            return []
+        if len(self.pinned) >= self.capacity:
             raise OverflowError("every slot is pinned")
-        self.pinned.add(key)
+        evicted = self._make_room()
+        self.pinned[key] = None
         return evicted
 
     def touch(self, key: Key) -> list[Key]:
@@ -105,9 +113,9 @@ class SlotAllocator:
         if key in self.lru:
             self.lru.move_to_end(key)
             return []
-        evicted = self._make_room()
-        if len(self) >= self.capacity:
+        if len(self.pinned) >= self.capacity:
             raise OverflowError("every slot is pinned")
+        evicted = self._make_room()
         self.lru[key] = None
         return evicted
 
@@ -119,12 +127,15 @@ class SlotAllocator:
         return evicted
 
     def remove(self, key: Key) -> None:
-        self.pinned.discard(key)
+        self.pinned.pop(key, None)
         self.lru.pop(key, None)
 
 
 FrameHandler = Callable[[ParsedFrame], None]
 NoticeHandler = Callable[[str, str], None]  # (tr_id, decrypted plaintext)
+
+_SOCKET_ERRORS = (OSError, ConnectionClosed, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI,
+                  KisError)
 
 
 class KisWsClient:
@@ -137,17 +148,22 @@ class KisWsClient:
         self.on_frame = on_frame
         self.on_notice = on_notice
         self.slots = SlotAllocator(config.max_slots)
-        self.held: set[Key] = set()  # acknowledged on the current socket
+        self.held: set[Key] = set()  # acknowledged (OPSP0000/OPSP0002) on the current socket
         self.stats = WsStats()
         self._ws: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._streamed = False  # the current session got a healthy answer (ACK, data, PINGPONG)
         self._reconnect_now = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        self._held_last_socket: set[Key] = set()
+        self._sent: set[Key] = set()  # subscribe sent on the current socket and not unsubscribed since
+        self._stale: set[Key] = set()  # held or requested on an earlier socket: release before re-subscribing
+        self._outbox: asyncio.Queue[tuple[Key, str]] | None = None  # ordered (key, tr_type) for this socket
+        self._approval_retried: set[Key] = set()
         self._pending_acks: dict[Key, asyncio.Future[bool]] = {}
         self._aes: dict[str, tuple[str, str]] = {}  # tr_id -> (key, iv) for encrypted TRs
         self._rng = random.Random()
+        self._handler_logged_at: float | None = None
 
     # --- public API ---------------------------------------------------------------------------------
 
@@ -158,17 +174,23 @@ class KisWsClient:
             log.info("ws_worker_start", url=self.config.url)
 
     async def stop(self) -> None:
+        """Unsubscribe everything on the live socket, close it, and end the worker."""
         self._stopping = True
-        self._reconnect_now.set()
-        if self._ws is not None:
+        ws = self._ws
+        if ws is not None:
             with contextlib.suppress(Exception):
-                await self._unsubscribe_all(self._ws)
-                await self._ws.close()
+                await asyncio.wait_for(self._release_all(ws), timeout=self.config.ack_timeout_s)
+            with contextlib.suppress(Exception):
+                await ws.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        self._ws = None
+        self._outbox = None
+        self.held.clear()
+        self._sent.clear()
         self.stats.connected = False
         self.stats.state = "stopped"
         log.info("ws_worker_stop")
@@ -185,9 +207,10 @@ class KisWsClient:
 
     def pin(self, tr_id: str, tr_key: str) -> None:
         """A key that must always be subscribed (KIS_WS_SYMBOLS, execution notices)."""
-        for old in self.slots.pin((tr_id, tr_key)):
-            self._schedule_unsubscribe(old)
-        self._schedule_subscribe((tr_id, tr_key))
+        key = (tr_id, tr_key)
+        for old in self.slots.pin(key):
+            self._queue(old, "2")
+        self._queue(key, "1")
 
     def want(self, tr_id: str, tr_key: str) -> bool:
         """Subscribe on demand (LRU). Returns False if no slot can be made."""
@@ -197,12 +220,24 @@ class KisWsClient:
         except OverflowError:
             return False
         for old in evicted:
-            self._schedule_unsubscribe(old)
-        if key not in self.held:
-            self._schedule_subscribe(key)
+            self._queue(old, "2")
+        if key not in self._sent:
+            self._queue(key, "1")
         return True
 
-    async def wait_held(self, tr_id: str, tr_key: str, timeout: float) -> bool:
+    def release(self, tr_id: str, tr_key: str) -> bool:
+        """Give back an on-demand slot: unsubscribed on the live socket (or when its ACK arrives). Pinned
+        keys are never released this way; returns False for them and for keys that hold no slot."""
+        key = (tr_id, tr_key)
+        if key in self.slots.pinned or key not in self.slots:
+            return False
+        self.slots.remove(key)
+        self._queue(key, "2")
+        return True
+
+    async def wait_held(self, tr_id: str, tr_key: str, within: float) -> bool:
+        """True once ``(tr_id, tr_key)`` is acknowledged on the current socket, False if refused or not
+        acknowledged within ``within`` seconds."""
         key = (tr_id, tr_key)
         if key in self.held:
             return True
@@ -211,26 +246,26 @@ class KisWsClient:
             fut = asyncio.get_running_loop().create_future()
             self._pending_acks[key] = fut
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return await asyncio.wait_for(asyncio.shield(fut), within)
         except TimeoutError:
             return key in self.held
 
     # --- the connection loop -----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        attempt = 0
+        attempt = 0  # failed sessions in a row
         while not self._stopping:
             self._reconnect_now.clear()
-            backoff_override: float | None = None
+            self._streamed = False
+            appkey_in_use = False
             try:
                 self.stats.state = "connecting"
-                streamed = await self._session()
-                if streamed:
-                    attempt = 0
+                await self._session()
             except _AppKeyInUse:
-                backoff_override = self.config.appkey_in_use_backoff_s
+                appkey_in_use = True
                 self.stats.last_error = "OPSP8996 ALREADY IN USE appkey"
-            except (OSError, ConnectionClosed, TimeoutError, websockets.InvalidHandshake) as err:
+                log.error("ws_appkey_in_use", backoff_s=self.config.appkey_in_use_backoff_s)
+            except _SOCKET_ERRORS as err:
                 self.stats.last_error = f"{type(err).__name__}: {err}"[:200]
                 log.warning("ws_disconnected", error=self.stats.last_error)
             except asyncio.CancelledError:
@@ -239,24 +274,22 @@ class KisWsClient:
                 self.stats.last_error = f"{type(err).__name__}: {err}"[:200]
                 log.exception("ws_session_failed")
             finally:
-                self.stats.connected = False
-                self._ws = None
-                self._held_last_socket |= self.held
-                self.held.clear()
-                for fut in self._pending_acks.values():
-                    if not fut.done():
-                        fut.set_result(False)
-                self._pending_acks.clear()
+                self._end_socket()
             if self._stopping:
                 break
-            attempt += 1
-            if self.config.max_attempts is not None and attempt >= self.config.max_attempts:
-                # The final attempt gives up at once: no sleep that nobody will use.
-                self.stats.state = "failed"
-                log.error("ws_gave_up", attempts=attempt, error=self.stats.last_error)
-                return
+            if self._streamed:
+                attempt = 0  # a session that streamed is not a failed attempt; start the count afresh
+            else:
+                attempt += 1
+                if self.config.max_attempts is not None and attempt >= self.config.max_attempts:
+                    # The final attempt gives up at once: no sleep that nobody will use.
+                    self.stats.state = "failed"
+                    log.error("ws_gave_up", attempts=attempt, error=self.stats.last_error)
+                    return
             self.stats.reconnect_count += 1
-            delay = backoff_override or self._backoff(attempt)
+            delay = self._backoff(max(attempt, 1))
+            if appkey_in_use:
+                delay = max(delay, self.config.appkey_in_use_backoff_s)
             self.stats.state = "backoff"
             log.info("ws_backoff", attempt=attempt, delay_s=round(delay, 2))
             try:
@@ -268,50 +301,88 @@ class KisWsClient:
         base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
         return base * (0.5 + self._rng.random() / 2)  # equal jitter
 
-    async def _session(self) -> bool:
-        """One socket's life. Returns True if it got as far as streaming."""
+    def _end_socket(self) -> None:
+        """The socket is gone: whatever it held or requested may still be held by a stale server session."""
+        self.stats.connected = False
+        self._ws = None
+        self._outbox = None
+        self._stale |= self._sent | self.held
+        self._sent.clear()
+        self.held.clear()
+        for fut in self._pending_acks.values():
+            if not fut.done():
+                fut.set_result(False)
+        self._pending_acks.clear()
+
+    async def _session(self) -> None:
+        """One socket's life. ``self._streamed`` turns True once the server answers like a healthy session
+        (a subscribe ACK, a data frame or a PINGPONG): only sessions that never did count as failed."""
         approval = await self._approval_key(False)
         log.info("ws_connect", url=self.config.url)
         ws = await asyncio.wait_for(
             websockets.connect(self.config.url, ping_interval=None, max_size=2**24, close_timeout=2),
             timeout=self.config.connect_timeout_s)
         self._ws = ws
+        outbox: asyncio.Queue[tuple[Key, str]] = asyncio.Queue()
+        self._outbox = outbox
+        self._approval_retried.clear()
         self.stats.connects += 1
         self.stats.connected = True
         self.stats.last_inbound_mono = self.clock.monotonic()
-        reader = asyncio.create_task(self._reader(ws))
-        pinger = asyncio.create_task(self._app_ping(ws))
+        reader = asyncio.create_task(self._reader(ws), name="kis-ws-reader")
+        pinger = asyncio.create_task(self._app_ping(ws), name="kis-ws-ping")
+        writer: asyncio.Task[None] | None = None
         try:
-            if self._held_last_socket:
-                # Clear what the previous session may still hold on the server, then wait the grace.
+            if self._stale:
+                # Release what an earlier session may still hold on the server, then wait the grace.
                 self.stats.state = "grace"
-                for key in list(self._held_last_socket):
+                stale = sorted(self._stale)
+                for key in stale:
                     await self._send(ws, approval, key, "2")
-                self._held_last_socket.clear()
+                log.info("ws_unsubscribe_stale", keys=len(stale), grace_s=self.config.grace_s)
                 await self._grace(reader)
+                self._stale.clear()  # only once the whole grace passed on a live socket
+            if self._stopping:
+                return
             self.stats.state = "subscribing"
             for key in self.slots.keys():
-                await self._send(ws, approval, key, "1")
+                outbox.put_nowait((key, "1"))
+            writer = asyncio.create_task(self._writer(ws, outbox), name="kis-ws-writer")
             self.stats.state = "streaming"
             reconnect = asyncio.create_task(self._reconnect_now.wait())
-            done, _ = await asyncio.wait({reader, reconnect}, return_when=asyncio.FIRST_COMPLETED)
-            reconnect.cancel()
+            try:
+                done, _ = await asyncio.wait({reader, writer, reconnect}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                reconnect.cancel()
             if reader in done:
                 reader.result()  # re-raise why the socket ended
-                return True
+                # A clean close by the server (e.g. an idle timeout): say so, it is the only trace.
+                self.stats.last_error = f"closed by server: {ws.close_code} {ws.close_reason or ''}".strip()
+                log.warning("ws_closed_by_server", code=ws.close_code, reason=ws.close_reason)
+                return
+            if writer in done:
+                writer.result()  # the writer only ends when a send fails
+                return
             # Operator reconnect: release everything on this socket first.
             log.info("ws_reconnect_requested")
-            await self._unsubscribe_all(ws)
-            self._held_last_socket.clear()
+            writer.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer
+            await self._release_all(ws)
             await self._grace(reader)
-            return True
+        except (OSError, ConnectionClosed):
+            # A send failed because the server closed the socket: the reader may know why (OPSP8996).
+            if not reader.done():
+                await asyncio.wait({reader}, timeout=1.0)
+            if reader.done() and not reader.cancelled() and isinstance(reader.exception(), _AppKeyInUse):
+                raise _AppKeyInUse() from None
+            raise
         finally:
-            pinger.cancel()
-            reader.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await reader
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await pinger
+            for task in (pinger, reader, writer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await task
             with contextlib.suppress(Exception):
                 await ws.close()
 
@@ -322,12 +393,13 @@ class KisWsClient:
             reader.result()
             raise ConnectionError("socket closed during grace")
 
-    async def _unsubscribe_all(self, ws: Any) -> None:
+    async def _release_all(self, ws: Any) -> None:
+        """Unsubscribe every key held or requested on ``ws``."""
         approval = await self._approval_key(False)
-        for key in list(self.held):
-            with contextlib.suppress(Exception):
-                await self._send(ws, approval, key, "2")
-        self.held.clear()
+        for key in sorted(self._sent | self.held):
+            await self._send(ws, approval, key, "2")
+            self._sent.discard(key)
+            self.held.discard(key)
 
     async def _send(self, ws: Any, approval: str, key: Key, tr_type: str) -> None:
         msg = json.dumps({"header": {"approval_key": approval, "custtype": "P", "tr_type": tr_type,
@@ -337,20 +409,27 @@ class KisWsClient:
             await ws.send(msg)
         if tr_type == "1":
             log.info("ws_subscribe", tr_id=key[0], tr_key=key[1])
+        else:
+            log.info("ws_unsubscribe", tr_id=key[0], tr_key=key[1])
 
-    def _schedule_subscribe(self, key: Key) -> None:
-        ws = self._ws
-        if ws is not None and self.stats.state == "streaming" and key not in self.held:
-            asyncio.get_running_loop().create_task(self._send_now(ws, key, "1"))
+    def _queue(self, key: Key, tr_type: str) -> None:
+        """Send later, in order, on the current socket; the next socket subscribes from the slots anyway."""
+        if self._outbox is not None:
+            self._outbox.put_nowait((key, tr_type))
 
-    def _schedule_unsubscribe(self, key: Key) -> None:
-        ws = self._ws
-        if ws is not None and key in self.held:
-            self.held.discard(key)
-            asyncio.get_running_loop().create_task(self._send_now(ws, key, "2"))
-
-    async def _send_now(self, ws: Any, key: Key, tr_type: str) -> None:
-        with contextlib.suppress(Exception):
+    async def _writer(self, ws: Any, outbox: asyncio.Queue[tuple[Key, str]]) -> None:
+        """Drains the outbox in order; decides at send time, so duplicates and reversed wishes drop out."""
+        while True:
+            key, tr_type = await outbox.get()
+            if tr_type == "1":
+                if self._stopping or key not in self.slots or key in self._sent:
+                    continue
+                self._sent.add(key)
+            else:
+                if key in self.slots or (key not in self._sent and key not in self.held):
+                    continue
+                self._sent.discard(key)
+                self.held.discard(key)
             await self._send(ws, await self._approval_key(False), key, tr_type)
 
     async def _app_ping(self, ws: Any) -> None:
@@ -380,70 +459,107 @@ class KisWsClient:
                 await self._on_control(ws, message)
 
     def _on_data(self, message: str, now: float) -> None:
+        self._streamed = True
         self.stats.messages += 1
         self.stats.last_message_mono = now
+        self.stats.last_message_ts = self.clock.now().isoformat()
         if message[0] == "1":
             parts = message.split("|", 3)
-            if len(parts) == 4 and self.on_notice is not None:
-                key_iv = self._aes.get(parts[1])
-                if key_iv is None:
-                    self.parser._fail("encrypted frame before its ACK", message)
-                    return
+            if len(parts) != 4:
+                self.parser._fail("not a data frame", message)
+                return
+            key_iv = self._aes.get(parts[1])
+            if key_iv is None:
+                self.parser._fail("encrypted frame before its ACK", message)
+                return
+            try:
+                plain = aes_cbc_decrypt(parts[3], *key_iv)
+            except ValueError:
+                self.parser._fail("undecryptable notice", message)
+                return
+            self.stats.records += 1
+            if self.on_notice is not None:
                 try:
-                    plain = aes_cbc_decrypt(parts[3], *key_iv)
-                except ValueError:
-                    self.parser._fail("undecryptable notice", message)
-                    return
-                self.on_notice(parts[1], plain)
+                    self.on_notice(parts[1], plain)
+                except Exception:  # a consumer's bug must not drop the KIS session
+                    self._handler_failed("ws_notice_handler_failed", parts[1])
             return
         parsed = self.parser.parse(message)
         if parsed is not None:
             self.stats.records += len(parsed.records)
-            self.on_frame(parsed)
+            try:
+                self.on_frame(parsed)
+            except Exception:  # a consumer's bug must not drop the KIS session
+                self._handler_failed("ws_frame_handler_failed", parsed.tr_id)
+
+    def _handler_failed(self, event: str, tr_id: str) -> None:
+        """Count every failure; log the traceback at most every 10 s (a broken consumer sees every frame)."""
+        self.stats.handler_errors += 1
+        now = self.clock.monotonic()
+        if self._handler_logged_at is None or now - self._handler_logged_at >= 10.0:
+            self._handler_logged_at = now
+            log.exception(event, tr_id=tr_id, failures=self.stats.handler_errors)
 
     async def _on_control(self, ws: Any, text: str) -> None:
         self.stats.control_messages += 1
         try:
             msg = json.loads(text)
         except ValueError:
+            msg = None
+        header = msg.get("header") if isinstance(msg, dict) else None
+        if not isinstance(header, dict):
             self.parser._fail("bad control JSON", text)
             return
-        header = msg.get("header") or {}
         tr_id = str(header.get("tr_id") or "")
         if tr_id == T.PINGPONG:
+            self._streamed = True
             self.stats.pingpong_received += 1
             async with self._send_lock:
                 await ws.send(text)  # echo, as python-kis/mojito do; KIS accepts it
             self.stats.pingpong_answered += 1
             return
-        body = msg.get("body") or {}
+        body = msg.get("body") if isinstance(msg.get("body"), dict) else {}  # type: ignore[union-attr]
         code = str(body.get("msg_cd") or "")
         self.stats.acks[code] = self.stats.acks.get(code, 0) + 1
         key = (tr_id, str(header.get("tr_key") or ""))
         if code == "OPSP8996":
-            log.error("ws_appkey_in_use")
             raise _AppKeyInUse()
         if code in ("OPSP0000", "OPSP0002"):
+            self._streamed = True
             self.held.add(key)
-            output = body.get("output") or {}
+            output = body.get("output") if isinstance(body.get("output"), dict) else {}
             if header.get("encrypt") == "Y" and output.get("key") and output.get("iv"):
                 self._aes[tr_id] = (str(output["key"]), str(output["iv"]))
             if key not in self.slots:
-                # Evicted while the ACK was in flight: release it again.
-                self._schedule_unsubscribe(key)
+                self._queue(key, "2")  # evicted while the ACK was in flight: release it again
             self._resolve(key, True)
             log.info("ws_subscribe_ack", tr_id=key[0], tr_key=key[1], code=code)
         elif code == "OPSP0001":
             self.held.discard(key)
+        elif code == "OPSP0003":
+            # Unsubscribing what the server no longer has (e.g. after an unclean drop): nothing to do.
+            self.held.discard(key)
+            log.info("ws_unsubscribe_not_found", tr_id=key[0], tr_key=key[1])
         elif code == "OPSP0011":
-            log.error("ws_invalid_approval_key")
-            await self._approval_key(True)
-            self._resolve(key, False)
+            log.error("ws_invalid_approval_key", tr_id=key[0], tr_key=key[1])
+            self._sent.discard(key)
+            try:
+                await self._approval_key(True)
+            except KisError as err:
+                self.stats.last_error = f"approval key: {err.code}"
+                self._resolve(key, False)
+                return
+            if key in self.slots and key not in self._approval_retried:
+                self._approval_retried.add(key)  # once per key and socket: no loop if the new key fails too
+                self._queue(key, "1")
+            else:
+                self.stats.last_error = f"{code} {body.get('msg1', '')}".strip()
+                self._resolve(key, False)
         elif code:
+            self._sent.discard(key)
             self.stats.last_error = f"{code} {body.get('msg1', '')}".strip()
             log.warning("ws_control_error", tr_id=key[0], tr_key=key[1], code=code, msg=body.get("msg1"))
-            if code != "OPSP0003":
-                self._resolve(key, False)
+            self._resolve(key, False)
 
     def _resolve(self, key: Key, ok: bool) -> None:
         fut = self._pending_acks.pop(key, None)
