@@ -23,7 +23,7 @@ APP_SECRET = "s" * 180
 CANO, PRDT = "12345678", "01"
 
 
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0,
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0,  # noqa: ASYNC109
                      interval: float = 0.01, message: str = "condition") -> None:
     """Poll ``predicate`` until true; fail the test after ``timeout`` seconds. Never a bare sleep."""
     deadline = time.monotonic() + timeout
@@ -144,3 +144,178 @@ class GatewayTestCase(SimTestCase):
         r = await self.gw.get("/v1/metrics/quote")
         assert r.status_code == 200, r.text
         return r.json()
+
+
+class JsonLogCapture:
+    """The product's JSON log stream (structlog through stdlib logging), captured until ``close()``.
+
+    Start it before the gateway so start-up stage logs (``ws_worker_start``, ``ws_connect``…) are kept.
+    """
+
+    def __init__(self, level: str = "INFO") -> None:
+        import io
+        import logging
+
+        from kis.logs import configure_logging
+
+        self.stream = io.StringIO()
+        root = logging.getLogger()
+        self._saved = (root.handlers[:], root.level)
+        configure_logging(level, stream=self.stream)
+
+    def close(self) -> None:
+        import logging
+
+        root = logging.getLogger()
+        root.handlers[:], level = self._saved
+        root.setLevel(level)
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for line in self.stream.getvalue().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and (name is None or event.get("event") == name):
+                out.append(event)
+        return out
+
+    def names(self) -> list[str]:
+        return [str(e.get("event", "")) for e in self.events()]
+
+
+# --- PostgreSQL: a fresh database per test class (CI starts the server; unreachable = the tests fail) ---
+
+PG_ADMIN_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pg_admin_url() -> str:
+    """The maintenance connection that creates and drops test databases (KIS_TEST_PG_ADMIN_URL overrides)."""
+    import os
+
+    return os.environ.get("KIS_TEST_PG_ADMIN_URL", PG_ADMIN_URL_DEFAULT)
+
+
+def _pg_database_url(name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(pg_admin_url()).set(database=name).render_as_string(hide_password=False)
+
+
+async def _pg_admin_connect() -> Any:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(pg_admin_url())
+    try:
+        return await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                                     password=u.password, database=u.database or "postgres", timeout=10)
+    except (OSError, asyncpg.PostgresError) as err:
+        # Not a skip: CI starts PostgreSQL, so a missing server is a broken environment, reported loudly.
+        raise RuntimeError(f"PostgreSQL is required for this test and is unreachable at "
+                           f"{u.render_as_string(hide_password=True)}: {type(err).__name__}: {err}") from err
+
+
+async def create_pg_database(prefix: str = "kis_t_") -> str:
+    """CREATE DATABASE <prefix><random>; returns its plain URL (postgresql://…/<name>)."""
+    import uuid
+
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    conn = await _pg_admin_connect()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return _pg_database_url(name)
+
+
+async def _terminate_pg_backends(conn: Any, name: str) -> None:
+    await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+
+
+async def drop_pg_database(url: str) -> None:
+    """Terminate every connection to the database, then DROP it (no-op if it is already gone)."""
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    assert name and name.startswith("kis_t"), f"refusing to drop a database not made by the tests: {name!r}"
+    conn = await _pg_admin_connect()
+    try:
+        await _terminate_pg_backends(conn, name)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def reset_pg_database(url: str) -> None:
+    """Empty a test database between tests: drop its public schema (tables, triggers, functions) and recreate it.
+
+    The append-only triggers refuse TRUNCATE/DELETE on event_log, so the schema goes as a whole.
+    """
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    assert u.database and u.database.startswith("kis_t"), f"refusing to reset {u.database!r}"
+    admin = await _pg_admin_connect()
+    try:
+        await _terminate_pg_backends(admin, u.database)
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                                 password=u.password, database=u.database, timeout=10)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+def _run_coro(coro: Any) -> Any:
+    """Run ``coro`` from synchronous code (setUpClass, setUp) on a loop of its own, in a helper thread.
+
+    A thread keeps the caller's event-loop state alone (IsolatedAsyncioTestCase has already set its loop).
+    """
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as err:
+            box["error"] = err
+
+    t = threading.Thread(target=target, name="pg-fixture")
+    t.start()
+    t.join(120)
+    if t.is_alive():
+        raise AssertionError("PostgreSQL fixture did not finish within 120 s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+class PostgresDatabaseMixin:
+    """A fresh PostgreSQL database for the test class, dropped after it: ``cls.pg_url`` (postgresql://…).
+
+    Put it first in the bases (``class T(PostgresDatabaseMixin, SomeTestCase)``). With ``pg_reset_each_test``
+    the database is emptied before every test (for tests that need a pristine schema, like the order tests).
+    A PostgreSQL server that cannot be reached fails the class in setUpClass; it is never skipped.
+    """
+
+    pg_url: str
+    pg_reset_each_test = False
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()  # type: ignore[misc]
+        url = _run_coro(create_pg_database())
+        cls.pg_url = url
+        cls.addClassCleanup(lambda: _run_coro(drop_pg_database(url)))  # type: ignore[attr-defined]
+
+    def setUp(self) -> None:
+        if self.pg_reset_each_test:
+            _run_coro(reset_pg_database(self.pg_url))
+        super().setUp()  # type: ignore[misc]

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -28,6 +28,8 @@ log = get_logger("kis.gateway.lease")
 
 LEASE_TTL_S = 15.0
 RENEW_EVERY_S = 5.0
+STANDBY_MIN_WAIT_S = 0.05  # after the holder's expiry, before trying to take over
+STANDBY_RETRY_S = 0.5
 
 
 def new_owner_id() -> str:
@@ -40,6 +42,9 @@ class LeaseBackend(Protocol):
     async def release(self, name: str, owner: str) -> None: ...
 
     async def holder(self, name: str) -> str | None: ...
+
+    async def expires_in(self, name: str) -> float | None:
+        """Seconds until the current holder's lease lapses; None if nobody holds it."""
 
 
 class DbLeaseBackend:
@@ -79,12 +84,23 @@ class DbLeaseBackend:
             row = await s.scalar(select(SessionLease).where(SessionLease.name == name))
             if row is None:
                 return None
-            expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=self.clock.now().tzinfo)
-            return row.owner_id if expires > self.clock.now() else None
+            now = self.clock.now()
+            expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+            return row.owner_id if expires > now else None
+
+    async def expires_in(self, name: str) -> float | None:
+        async with self.sessions() as s:
+            expires = await s.scalar(select(SessionLease.expires_at).where(SessionLease.name == name))
+        if expires is None:
+            return None
+        now = self.clock.now()
+        left = ((expires if expires.tzinfo else expires.replace(tzinfo=now.tzinfo)) - now).total_seconds()
+        return left if left > 0 else None
 
 
 class RedisLeaseBackend:
-    _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+    _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+              "else return 0 end")
     _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
     def __init__(self, redis: Any, prefix: str = "kis:lease:") -> None:
@@ -105,6 +121,10 @@ class RedisLeaseBackend:
         value = await self.redis.get(self.prefix + name)
         return value.decode() if isinstance(value, bytes) else value
 
+    async def expires_in(self, name: str) -> float | None:
+        ms = await self.redis.pttl(self.prefix + name)
+        return ms / 1000 if ms is not None and ms > 0 else None
+
 
 class SessionOwnerLease:
     """Keeps trying to own ``name``; calls ``on_promote``/``on_demote`` as ownership changes."""
@@ -120,6 +140,7 @@ class SessionOwnerLease:
         self.is_owner = False
         self.last_error: str | None = None
         self._last_renew_mono = 0.0
+        self._next_tick_s = renew_every_s
         self._task: asyncio.Task[None] | None = None
         self.on_promote: Callable[[], Awaitable[None]] | None = None
         self.on_demote: Callable[[], Awaitable[None]] | None = None
@@ -147,7 +168,7 @@ class SessionOwnerLease:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.renew_every_s)
+            await asyncio.sleep(self._next_tick_s)
             await self._tick()
 
     async def _tick(self) -> None:
@@ -162,6 +183,18 @@ class SessionOwnerLease:
         if held:
             self._last_renew_mono = self.clock.monotonic()
         await self._set_owner(held)
+        self._next_tick_s = self.renew_every_s if held else await self._standby_wait()
+
+    async def _standby_wait(self) -> float:
+        """A standby tries again just after the holder's lease lapses (a killed owner is replaced within
+        the TTL of its last renewal), and at least every ``renew_every_s``."""
+        try:
+            left = await self.backend.expires_in(self.name)
+        except Exception:
+            return self.renew_every_s
+        if left is None:  # lapsed already, yet not ours: someone else was quicker; look again soon
+            return min(self.renew_every_s, STANDBY_RETRY_S)
+        return min(self.renew_every_s, left + STANDBY_MIN_WAIT_S)
 
     async def _set_owner(self, owner: bool) -> None:
         if owner == self.is_owner:

@@ -28,8 +28,8 @@ from kis.logs import get_logger
 
 log = get_logger("kis.gateway.quotes")
 
-KR_SYMBOL = re.compile(r"^[0-9][0-9A-Z]{5}$")
-US_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")
+KR_SYMBOL = re.compile(r"[0-9][0-9A-Z]{5}")  # used with fullmatch: "$" would let a trailing newline in
+US_SYMBOL = re.compile(r"[A-Z][A-Z0-9.\-]{0,11}")
 US_EXCHANGES = {"NAS", "NYS", "AMS"}
 
 
@@ -185,11 +185,13 @@ class QuoteService:
     @staticmethod
     def classify(symbol: str) -> tuple[str, str]:
         """Normalise and validate a symbol: ("KR", "005930") or ("US", "AAPL")."""
-        s = symbol.strip().upper()
-        if KR_SYMBOL.match(s):
-            return "KR", s
-        if US_SYMBOL.match(s):
-            return "US", s
+        s = symbol.strip(" ")  # surrounding spaces only: a control character is malformed
+        if s.isascii():  # before upper(): "ﬀ".upper() == "FF"
+            s = s.upper()
+            if KR_SYMBOL.fullmatch(s):
+                return "KR", s
+            if US_SYMBOL.fullmatch(s):
+                return "US", s
         raise ApiError(422, "INVALID_SYMBOL", f"not a KRX code (6 characters) or a US ticker: {symbol[:20]!r}")
 
     def is_open(self, market: str) -> bool:
@@ -218,17 +220,31 @@ class QuoteService:
         else:
             reason = "market_closed"
         self.metrics.fallback_reasons[reason] = self.metrics.fallback_reasons.get(reason, 0) + 1
-        q = await self._rest_quote(market, sym, exchange)
+        try:
+            q = await self._rest_quote(market, sym, exchange)
+        except ApiError as err:
+            if err.code == "SYMBOL_NOT_FOUND":
+                self._release(market, sym, exchange)  # an unknown symbol must not keep a realtime slot
+            raise
         self.metrics.rest_fallbacks += 1
         return q.as_dict(self.clock.monotonic(), market_open)
+
+    @staticmethod
+    def _key(market: str, sym: str, exchange: str) -> tuple[str, str]:
+        return (T.RT_PRICE_KR, sym) if market == "KR" else (T.RT_PRICE_US, f"D{exchange}{sym}")
 
     def _touch(self, market: str, sym: str, exchange: str) -> bool:
         """Make sure the symbol streams (on demand, LRU within the slot cap). True if it was just added."""
         if self.ws is None:
             return False
-        key = (T.RT_PRICE_KR, sym) if market == "KR" else (T.RT_PRICE_US, f"D{exchange}{sym}")
+        key = self._key(market, sym, exchange)
         new = key not in self.ws.slots
         return self.ws.want(*key) and new
+
+    def _release(self, market: str, sym: str, exchange: str) -> None:
+        """Give back an on-demand slot (never a pinned KIS_WS_SYMBOLS one)."""
+        if self.ws is not None:
+            self.ws.release(*self._key(market, sym, exchange))
 
     async def _wait_first_tick(self, sym: str) -> Quote | None:
         deadline = self.clock.monotonic() + self.subscribe_wait_s

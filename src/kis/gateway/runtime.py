@@ -81,7 +81,7 @@ class GatewayRuntime:
         if self.sim_server is not None:
             self.schedule.session = self.sim_server.sim
         self.engine = create_engine(s.kis_db_url)
-        await upgrade_async(s.kis_db_url)
+        await upgrade_async(s.kis_db_url)  # concurrent start-ups take turns (kis.storage.migrations.env)
         if s.kis_redis_url:
             import redis.asyncio as aioredis
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 from kis.clock import KST
+from kis.config import KisEnv
 from kis.gateway.errors import ApiError
 from kis.gateway.runtime import GatewayRuntime
 from kis.logs import mask_account
@@ -85,14 +87,31 @@ class GatewayService:
             blockers.append("ws: no subscription acknowledged")
         elif not ws.heartbeat_fresh:
             blockers.append("ws: heartbeat stale")
-        # The kill switch, approvals and risk gates join here when orders land.
-        blockers.append("safety: order path not enabled in this build (kill switch ACTIVE)")
+        blockers.extend(await self._safety_blockers())
         return {"can_trade": not blockers, "blockers": blockers}
+
+    async def _safety_blockers(self) -> list[str]:
+        """The order path's own gates, read fresh (fail closed: unknown state blocks)."""
+        rt = self.rt
+        s = rt.settings
+        trading = rt.trading
+        if trading is None:
+            return ["safety: order path not configured"]
+        out = []
+        try:
+            if await trading.kill_switch.is_active():
+                out.append("safety: kill switch ACTIVE")
+        except Exception as err:
+            out.append(f"safety: kill switch state unknown ({type(err).__name__})")
+        if s.kis_env is KisEnv.LIVE and not s.paper and not s.kis_live_trading_enabled:
+            out.append("safety: live trading disabled (KIS_LIVE_TRADING_ENABLED=false)")
+        return out
 
     async def reconnect(self) -> dict[str, Any]:
         self._require_owner()
         assert self.rt.ws is not None
         self.rt.ws.request_reconnect()
+        self.rt.ws.start()  # a worker that gave up (max attempts) starts again; a running one is untouched
         return {"reconnect": "requested", "reconnect_count": self.rt.ws.stats.reconnect_count}
 
     # --- quotes ---------------------------------------------------------------------------------------
@@ -104,22 +123,28 @@ class GatewayService:
 
     async def quotes(self, symbols: str, exchange: str = "NAS") -> dict[str, Any]:
         self._require_owner()
-        assert self.rt.quotes is not None
-        names = [s for s in (x.strip() for x in symbols.split(",")) if s]
+        quotes = self.rt.quotes
+        assert quotes is not None
+        names = [x for x in symbols.split(",") if x.strip(" ")]
         if not names:
             raise ApiError(422, "INVALID_SYMBOL", "symbols= needs at least one symbol")
         if len(names) > MAX_BATCH:
             raise ApiError(422, "TOO_MANY_SYMBOLS", f"at most {MAX_BATCH} symbols per request")
-        for name in names:
-            self.rt.quotes.classify(name)  # validate all before spending any KIS call
-        results: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        for name in dict.fromkeys(n.upper() for n in names):
+        # Validate all before spending any KIS call; the same normalisation as a single quote.
+        unique = list(dict.fromkeys(quotes.classify(name)[1] for name in names))
+        market = exchange.upper()
+
+        async def one(name: str) -> dict[str, Any] | ApiError:
             try:
-                results.append(await self.rt.quotes.get(name, exchange.upper()))
+                return await quotes.get(name, market)
             except ApiError as err:
-                errors.append({"symbol": name, "code": err.code, "message": err.message,
-                               "retryable": err.retryable})
+                return err
+
+        # Concurrently: REST fallbacks share the paced budget; a batch is not N round trips in a row.
+        answers = await asyncio.gather(*(one(name) for name in unique))
+        results = [a for a in answers if not isinstance(a, ApiError)]
+        errors = [{"symbol": name, "code": a.code, "message": a.message, "retryable": a.retryable}
+                  for name, a in zip(unique, answers, strict=True) if isinstance(a, ApiError)]
         return {"quotes": results, "errors": errors}
 
     def quote_metrics(self) -> dict[str, Any]:
