@@ -114,10 +114,12 @@ async def _run_up(settings: Settings, host: str, port: int, embedded: bool) -> N
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_config=None, access_log=False))
     lines = [f"KIS Trading Gateway  http://{host}:{port}   (try: curl -s http://{host}:{port}/v1/quotes/005930)"]
     if sim is not None:
-        lines.append(f"KIS simulator        REST {sim.rest_url}   WebSocket {sim.ws_url}   admin {sim.rest_url}/__sim/stats")
+        lines.append(f"KIS simulator        REST {sim.rest_url}   WebSocket {sim.ws_url}   "
+                     f"admin {sim.rest_url}/__sim/stats")
     try:
         serve = asyncio.create_task(server.serve())
-        while not server.started and not serve.done():
+        # uvicorn exposes no start-up event to await
+        while not server.started and not serve.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if server.started:
             typer.echo("\n".join(lines), err=True)
@@ -193,7 +195,8 @@ def kill_switch_off(
 
 @app.command("validate-keys")
 def validate_keys(
-    force_window: Annotated[bool, typer.Option(help="run outside the gap windows (never against KIS_ENV=live)")] = False,
+    force_window: Annotated[
+        bool, typer.Option(help="run outside the gap windows (never against KIS_ENV=live)")] = False,
 ) -> None:
     """Check KIS_APP_KEY/KIS_APP_SECRET against KIS (token + approval key) — only in the gap windows
     17:00–22:00 and 06:00–08:00 KST, when both markets are closed; otherwise skip with the reason."""

@@ -8,7 +8,6 @@ import sys
 import tempfile
 import unittest
 from datetime import datetime
-from pathlib import Path
 
 from kis.clock import KST
 from kis.keycheck import in_gap_window
@@ -35,7 +34,7 @@ class ValidateKeysCommandTest(SimTestCase):
 
     async def asyncTearDown(self) -> None:
         await super().asyncTearDown()
-        Path(self._creds.name).unlink()
+        os.unlink(self._creds.name)
 
     async def run_cli(self, secret: str) -> tuple[int, dict]:
         with tempfile.TemporaryDirectory() as state:
