@@ -28,7 +28,8 @@ class OrderCase(GatewayTestCase):
         stats = await self.admin("GET", "/stats")
         return sum(stats["rest_calls"].get(tr, 0) for tr in ORDER_TRS)
 
-    async def wait_status(self, order_id: str, *statuses: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_status(self, order_id: str, *statuses: str, timeout: float = 10.0  # noqa: ASYNC109
+                          ) -> dict[str, Any]:
         result: dict[str, Any] = {}
 
         async def reached() -> bool:
@@ -160,6 +161,62 @@ class GuardsTest(OrderCase):
         self.assertEqual(too_big, {"allowed": False, "code": "MAX_QTY_EXCEEDED", "message": too_big["message"]})
         self.assertEqual(await self.broker_order_calls(), 0)
         self.assertEqual(sum((await self.gw.get("/v1/metrics/order")).json()["orders_by_state"].values()), 0)
+
+
+class DailyLimitConcurrencyTest(OrderCase):
+    """The daily order limit holds under a burst: the atomic UPDATE on daily_usage lets exactly N through."""
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_DAILY_MAX_ORDERS": "5"}
+
+    async def test_twenty_concurrent_orders_five_accepted(self) -> None:
+        await self.trading.demote()  # hold the queue: count acceptances, not fills
+        results = await asyncio.gather(*(self.post(ORDER, key=f"burst-{i}") for i in range(20)))
+        codes = sorted(r.status_code for r in results)
+        self.assertEqual(codes, [201] * 5 + [403] * 15, [r.text for r in results])
+        for r in results:
+            if r.status_code == 403:
+                self.assert_error(r, 403, "DAILY_LIMIT_EXCEEDED")
+        accepted = {r.json()["order_id"] for r in results if r.status_code == 201}
+        self.assertEqual(len(accepted), 5)
+        listed = (await self.gw.get("/v1/orders")).json()
+        self.assertEqual({o["order_id"] for o in listed}, accepted)
+        from sqlalchemy import select
+
+        from kis.storage.models import SCHEMA_VERSION, DailyUsage, EventLog
+
+        async with self.trading.sessions() as s:
+            usage = (await s.scalars(select(DailyUsage))).all()
+            events = (await s.scalars(select(EventLog).where(EventLog.event_type == "order_accepted"))).all()
+        self.assertEqual([(u.order_count, u.notional > 0) for u in usage], [(5, True)])
+        self.assertEqual(len(events), 5)
+        for e in events:  # provenance on every audit row (seed 003 §7.3)
+            self.assertRegex(e.correlation_id, r"^corr_[0-9a-f]+$")
+            self.assertRegex(e.git_commit_sha or "", r"^([0-9a-f]{40}|unknown)$")
+            self.assertEqual(e.schema_version, SCHEMA_VERSION)
+            self.assertRegex(e.config_hash or "", r"^[0-9a-f]{16,64}$")
+        rejects = (await self.gw.get("/v1/metrics/order")).json()["rejects_by_code"]
+        self.assertEqual(rejects.get("DAILY_LIMIT_EXCEEDED"), 15)
+        self.assertEqual(await self.broker_order_calls(), 0)
+        # A replay of an accepted key still answers (idempotency is checked before the limit).
+        first = next(r for r in results if r.status_code == 201)
+        again = await self.post(ORDER, key=first.json()["idempotency_key"])
+        self.assertEqual((again.status_code, again.json()), (201, first.json()))
+
+
+    async def test_same_key_burst_on_the_last_slot_is_one_order(self) -> None:
+        await self.trading.demote()
+        for i in range(4):
+            self.assertEqual((await self.post(ORDER, key=f"pre-{i}")).status_code, 201)
+        # 50 retries of one order race for the last daily slot: the winner takes it, the rest are replays.
+        results = await asyncio.gather(*(self.post(ORDER, key="last-slot") for _ in range(50)))
+        self.assertEqual([r.status_code for r in results], [201] * 50,
+                         [r.text for r in results if r.status_code != 201])
+        self.assertEqual(len({r.json()["order_id"] for r in results}), 1)
+        self.assert_error(await self.post(ORDER, key="one-more"), 403, "DAILY_LIMIT_EXCEEDED")
+        metrics = (await self.gw.get("/v1/metrics/order")).json()
+        self.assertEqual(metrics["rejects_by_code"], {"DAILY_LIMIT_EXCEEDED": 1})
+        self.assertEqual(metrics["orders_by_state"]["ACCEPTED"], 5)
 
 
 class ClosedMarketTest(OrderCase):

@@ -1,5 +1,6 @@
 """Orders whose outcome KIS did not tell us, notices that race or vanish, and a gateway killed mid-submit."""
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,10 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from integration.test_orders_api import ORDER, OrderCase
 from kis.storage.models import EventLog, Fill
 from kis_testing import APP_KEY, APP_SECRET, CANO, PRDT, wait_until
-
-from integration.test_orders_api import ORDER, OrderCase
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +47,74 @@ class UnknownOutcomeTest(OrderCase):
         order = await self.wait_status(order_id, "REJECTED", timeout=15)
         self.assertEqual(order["reject_code"], "BROKER_ORDER_NOT_FOUND")
         self.assertEqual((await self.admin("GET", "/stats"))["orders"], 0)
+
+
+class InFlightSubmitTest(OrderCase):
+    """Reconciliation running while a submit is still waiting for KIS's answer leaves that order alone."""
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_RECONCILE_INTERVAL_S": "0.1", "KIS_UNKNOWN_ORDER_GRACE_S": "0.2"}
+
+    async def test_reconcile_does_not_race_an_inflight_submit(self) -> None:
+        await self.admin("POST", "/faults", {"order_answer_delay_ms": 1500})
+        runs_before = self.trading.reconciler.runs
+        order_id = (await self.post(ORDER, key="slow")).json()["order_id"]
+        await self.wait_status(order_id, "SUBMITTING")
+
+        async def at_kis() -> bool:
+            return len((await self.admin("GET", f"/accounts/{CANO}-{PRDT}"))["orders"]) == 1
+
+        await wait_until(at_kis, 10, message="order placed at KIS, answer still held")
+        # Several reconcile rounds see the order at KIS while our submit is still waiting for the answer.
+        await wait_until(lambda: self.trading.reconciler.runs >= runs_before + 3, 10, message="reconcile rounds")
+        order = await self.wait_status(order_id, "FILLED", timeout=15)
+        self.assertEqual(order["filled_qty"], 1)
+        async with self.trading.sessions() as s:
+            events = [e.event_type for e in (await s.scalars(select(EventLog).where(
+                EventLog.correlation_id == order["correlation_id"]).order_by(EventLog.id))).all()]
+            fills = (await s.scalars(select(Fill).where(Fill.order_id == order_id))).all()
+        self.assertIn("order_submitted", events)  # the submit's own answer was recorded
+        self.assertNotIn("reconcile_order_linked", events)
+        self.assertNotIn("reconcile_order_not_found", events)
+        self.assertEqual(sum(f.qty for f in fills), 1)
+        self.assertIsNone(self.trading.executor.last_error)
+        self.assertEqual((await self.admin("GET", "/stats"))["orders"], 1)
+
+
+class FillRecordingTest(OrderCase):
+    """Fills recorded concurrently (notices, reconciliation) are neither lost nor counted twice."""
+
+    async def resting_order(self, qty: int) -> dict[str, Any]:
+        st = await self.admin("GET", "/market/005930")
+        r = await self.post({**ORDER, "qty": qty, "price": st["lower"]}, key=f"rest-{qty}")
+        self.assertEqual(r.status_code, 201, r.text)
+        return await self.wait_status(r.json()["order_id"], "SUBMITTED")
+
+    async def test_concurrent_fills_are_not_lost(self) -> None:
+        order = await self.resting_order(3)
+        record = self.trading.executor.record_fill
+        results = await asyncio.gather(*(record(order["order_id"], order["broker_order_no"], 1, order["price"],
+                                                "090000", "notice", f"test:{i}") for i in range(10)))
+        self.assertEqual(sorted(results), [False] * 7 + [True] * 3)
+        fresh = (await self.gw.get(f"/v1/orders/{order['order_id']}")).json()
+        self.assertEqual((fresh["filled_qty"], fresh["status"]), (3, "FILLED"))
+        async with self.trading.sessions() as s:
+            fills = (await s.scalars(select(Fill).where(Fill.order_id == order["order_id"]))).all()
+            events = (await s.scalars(select(EventLog).where(EventLog.event_type == "order_fill",
+                                                             EventLog.correlation_id == order["correlation_id"]))).all()
+        self.assertEqual(sum(f.qty for f in fills), 3)
+        self.assertEqual(len(events), 3)
+
+    async def test_stale_reconcile_arithmetic_adds_nothing(self) -> None:
+        order = await self.resting_order(3)
+        record = self.trading.executor.record_fill
+        args = (order["order_id"], order["broker_order_no"], 1, order["price"], "090000")
+        self.assertTrue(await record(*args, "notice", "n:1"))
+        # Reconciliation computed "1 missing" from filled_qty 0, but the notice brought that fill meanwhile.
+        self.assertFalse(await record(*args, "reconcile", "r:1", expect_filled=0))
+        self.assertTrue(await record(*args, "reconcile", "r:2", expect_filled=1))
+        fresh = (await self.gw.get(f"/v1/orders/{order['order_id']}")).json()
+        self.assertEqual((fresh["filled_qty"], fresh["status"]), (2, "PARTIALLY_FILLED"))
 
 
 class NoticeRaceTest(OrderCase):
@@ -92,7 +160,7 @@ class KillNineTest(unittest.IsolatedAsyncioTestCase):
         self.tmp = tempfile.TemporaryDirectory()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.rest_port, self.ws_port, self.gw_port = _free_port(), _free_port(), _free_port()
-        self.procs.append(subprocess.Popen(
+        self.procs.append(subprocess.Popen(  # noqa: ASYNC220 (starts it; does not wait)
             [sys.executable, "-m", "kis.cli", "sim", "--rest-port", str(self.rest_port), "--ws-port",
              str(self.ws_port), "--tick-interval", "0.05"], cwd=self.tmp.name, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL))
@@ -142,8 +210,9 @@ class KillNineTest(unittest.IsolatedAsyncioTestCase):
         gw = self.start_gateway()
         await wait_until(self.gateway_up, 30, 0.1, "gateway owner")
         env_db = self.env["KIS_DB_URL"]
-        r = subprocess.run([sys.executable, "-m", "kis.cli", "kill-switch", "off", "--reason", "test", "--by", "ci"],
-                           cwd=REPO, env={**self.env, "KIS_DB_URL": env_db}, capture_output=True, timeout=60)
+        r = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "kis.cli", "kill-switch", "off", "--reason", "test", "--by", "ci"],
+            cwd=REPO, env={**self.env, "KIS_DB_URL": env_db}, capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         await self.sim.post("/__sim/faults", json={"order_answer_delay_ms": 20000})
         r = await self.gw.post("/v1/orders", json=ORDER, headers={"Idempotency-Key": "k9"})

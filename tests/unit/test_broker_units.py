@@ -24,7 +24,7 @@ from kis.broker.errors import (
     error_for,
 )
 from kis.broker.fields import H0STCNT0, HDFSCNT0
-from kis.broker.pacing import Priority, RatePacer
+from kis.broker.pacing import DEFAULT_UTILISATION, Priority, RatePacer
 from kis.broker.realtime import RealtimeParser
 from kis.broker.ws import SlotAllocator
 from kis.clock import SystemClock
@@ -269,9 +269,9 @@ class RatePacerTest(unittest.IsolatedAsyncioTestCase):
         self.pacers.append(pacer)
         return pacer
 
-    async def test_grants_are_spaced_at_rate_times_095(self) -> None:
+    async def test_grants_are_spaced_at_rate_times_utilisation(self) -> None:
         pacer = self.pacer(10)
-        interval = 1 / (10 * 0.95)
+        interval = 1 / (10 * DEFAULT_UTILISATION)
         self.assertAlmostEqual(pacer.interval, interval)
         times: list[float] = []
 

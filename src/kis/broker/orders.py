@@ -188,7 +188,8 @@ class KisOrderApi:
                     order_date=str(row.get("ord_dt", "")), order_no=str(row.get("odno", "")).strip(),
                     orig_order_no=str(row.get("orgn_odno", "")).strip(),
                     side=SIDE_NAME.get(str(row.get("sll_buy_dvsn_cd", "")), "?"), symbol=str(row.get("pdno", "")),
-                    qty=_int(row.get("ord_qty")), price=_int(row.get("ord_unpr")), order_time=str(row.get("ord_tmd", "")),
+                    qty=_int(row.get("ord_qty")), price=_int(row.get("ord_unpr")),
+                    order_time=str(row.get("ord_tmd", "")),
                     filled_qty=_int(row.get("tot_ccld_qty")), avg_price=_float(row.get("avg_prvs")),
                     filled_amount=_int(row.get("tot_ccld_amt")), cancelled=str(row.get("cncl_yn", "")) == "Y",
                     cancelled_qty=_int(row.get("cnc_cfrm_qty", row.get("cncl_cfrm_qty"))),
@@ -228,7 +229,8 @@ class KisOrderApi:
                 summary = BrokerBalance(
                     cash=_int(first.get("dnca_tot_amt")), d2_cash=_int(first.get("prvs_rcdl_excc_amt")),
                     securities_eval=_int(first.get("scts_evlu_amt")), total_eval=_int(first.get("tot_evlu_amt")),
-                    purchase_total=_int(first.get("pchs_amt_smtl_amt")), pnl_total=_int(first.get("evlu_pfls_smtl_amt")))
+                    purchase_total=_int(first.get("pchs_amt_smtl_amt")),
+                    pnl_total=_int(first.get("evlu_pfls_smtl_amt")))
             if not r.has_more:
                 break
             fk = str(r.body.get("ctx_area_fk100", ""))

@@ -54,8 +54,9 @@ class KisRestClient:
                    max_wait: float | None = None) -> KisResponse:
         """One KIS call. Token errors refresh and retry once (KIS did not process the call)."""
         for attempt in (1, 2):
-            await self.pacer.acquire(priority, max_wait)
+            # Token first, then the slot: calls queued behind a token issuance must not leave together.
             token = await self.tokens.get(max_wait)
+            await self.pacer.acquire(priority, max_wait)
             try:
                 return await self._send(method, path, tr_id, token, params, body, tr_cont)
             except (TokenExpiredError, TokenInvalidError):

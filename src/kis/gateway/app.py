@@ -25,7 +25,7 @@ from kis.logs import configure_logging, get_logger
 log = get_logger("kis.gateway")
 
 
-def _service(request: Request) -> GatewayService:
+async def _service(request: Request) -> GatewayService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
@@ -80,8 +80,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, con
         return await svc.reconnect()
 
     @app.get("/v1/quotes/{symbol}")
-    async def quote(svc: Svc, symbol: str, exchange: str = "NAS") -> dict[str, Any]:
-        return await svc.quote(symbol, exchange)
+    async def quote(request: Request, symbol: str, exchange: str = "NAS") -> FastJSONResponse:
+        # The hottest route: no dependency resolution, the response rendered directly.
+        return FastJSONResponse(await request.app.state.service.quote(symbol, exchange))
 
     @app.get("/v1/quotes")
     async def quotes(svc: Svc, symbols: Annotated[str, Query()] = "", exchange: str = "NAS") -> dict[str, Any]:

@@ -33,7 +33,7 @@ from kis.broker.errors import (
     TrMismatchError,
 )
 from kis.broker.orders import BrokerNotice, parse_notice
-from kis.gateway.order_state import TERMINAL, S, next_state
+from kis.gateway.order_state import TERMINAL, InvalidTransition, S, next_state
 from kis.gateway.orders import OrderService
 from kis.logs import get_logger
 from kis.storage.models import BrokerOrderRef, Fill, Order
@@ -54,6 +54,8 @@ class OrderExecutor:
         self.audit = orders.audit
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # Orders whose submit is waiting for KIS's answer in this process: SUBMITTING, but not unknown.
+        self.inflight_ids: set[str] = set()
         self._early: dict[str, list[tuple[float, BrokerNotice]]] = defaultdict(list)
         self._fill_seq: dict[str, int] = defaultdict(int)
         self._notice_lock = asyncio.Lock()
@@ -66,8 +68,10 @@ class OrderExecutor:
         async with self.sessions() as s, s.begin():
             stuck = (await s.scalars(select(Order).where(Order.status == S.SUBMITTING.value))).all()
             for o in stuck:
-                await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
+                result = await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
                     status=S.UNKNOWN.value, updated_at=now, version=o.version + 1))
+                if result.rowcount != 1:
+                    continue
                 self.audit.add(s, "order_outcome_unknown", o.correlation_id,
                                {"order_id": o.id, "reason": "found SUBMITTING at start (previous owner stopped)"})
         if stuck:
@@ -113,10 +117,16 @@ class OrderExecutor:
             if await self.orders.kill_switch.is_active():
                 return  # queued orders wait; the switch blocks every broker call
             for o in batch:
-                claimed = await self._claim(o)
+                self.inflight_ids.add(o.id)  # before the claim commits: reconciliation must not see it as unknown
+                try:
+                    claimed = await self._claim(o)
+                except BaseException:
+                    self.inflight_ids.discard(o.id)
+                    raise
                 if claimed is None:
+                    self.inflight_ids.discard(o.id)
                     continue
-                task = asyncio.create_task(self._submit(claimed))
+                task = asyncio.create_task(self._submit_tracked(claimed))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
 
@@ -131,6 +141,16 @@ class OrderExecutor:
                 return None
             self.audit.add(s, "order_submitting", o.correlation_id, {"order_id": o.id})
             return await s.get(Order, o.id)
+
+    async def _submit_tracked(self, o: Order) -> None:
+        try:
+            await self._submit(o)
+        except Exception as err:  # a task's error would otherwise vanish; the order stays for reconciliation
+            self.last_error = f"{type(err).__name__}: {err}"[:200]
+            log.exception("order_submit_failed", order_id=o.id)
+            self.reconcile_soon.set()
+        finally:
+            self.inflight_ids.discard(o.id)
 
     async def _submit(self, o: Order) -> None:
         broker = self.orders.broker
@@ -156,7 +176,8 @@ class OrderExecutor:
             self.orders.metrics.rejects_by_code[err.code] += 1
             return
         except KisError as err:
-            await self._set(o, "submit_unknown", {}, "order_outcome_unknown", {"code": err.code, "message": err.message})
+            await self._set(o, "submit_unknown", {}, "order_outcome_unknown",
+                            {"code": err.code, "message": err.message})
             self.reconcile_soon.set()
             return
         self.orders.metrics.record_latency((time.perf_counter() - started) * 1000)
@@ -171,10 +192,11 @@ class OrderExecutor:
                     new = next_state(current.status, "submit_ack", current.filled_qty)
                     await s.execute(update(Order).where(Order.id == o.id).values(
                         status=new.value, updated_at=now, version=current.version + 1, **values))
-                else:  # a fill notice got here first and already moved it on
+                else:  # a fill notice (or reconciliation) got here first and already moved it on
                     await s.execute(update(Order).where(Order.id == o.id).values(
                         updated_at=now, version=current.version + 1, **values))
-                s.add(BrokerOrderRef(broker_order_no=ack.order_no, order_id=o.id, kind="new", created_at=now))
+                if await s.get(BrokerOrderRef, ack.order_no) is None:
+                    s.add(BrokerOrderRef(broker_order_no=ack.order_no, order_id=o.id, kind="new", created_at=now))
                 self.audit.add(s, "order_submitted", o.correlation_id,
                                {"order_id": o.id, "broker_order_no": ack.order_no, "order_time": ack.order_time})
             early = self._early.pop(ack.order_no, [])
@@ -183,15 +205,27 @@ class OrderExecutor:
 
     async def _set(self, o: Order, event: str, values: dict[str, Any], audit_type: str,
                    payload: dict[str, Any]) -> None:
-        now = self.clock.now()
-        async with self.sessions() as s, s.begin():
-            current = await s.get(Order, o.id)
-            assert current is not None
-            new = next_state(current.status, event, current.filled_qty)
-            await s.execute(update(Order).where(Order.id == o.id).values(
-                status=new.value, updated_at=now, version=current.version + 1, **values))
-            self.audit.add(s, audit_type, o.correlation_id, {"order_id": o.id, "from": current.status,
-                                                             "to": new.value, **payload})
+        """Apply ``event`` to the order as it is now: compare-and-set on its version, re-read on a race."""
+        for _ in range(5):
+            now = self.clock.now()
+            async with self.sessions() as s, s.begin():
+                current = await s.get(Order, o.id)
+                assert current is not None
+                try:
+                    new = next_state(current.status, event, current.filled_qty)
+                except InvalidTransition:
+                    # Someone who knew more (a notice, reconciliation) already moved the order on.
+                    log.warning("order_event_superseded", order_id=o.id, event=event, status=current.status)
+                    return
+                result = await s.execute(update(Order).where(Order.id == o.id, Order.version == current.version)
+                                         .values(status=new.value, updated_at=now, version=current.version + 1,
+                                                 **values))
+                if result.rowcount != 1:
+                    continue  # changed between our read and our write: read again
+                self.audit.add(s, audit_type, o.correlation_id, {"order_id": o.id, "from": current.status,
+                                                                 "to": new.value, **payload})
+                return
+        raise RuntimeError(f"order {o.id} kept changing; {event} not applied")
 
     # --- execution notices ---------------------------------------------------------------------------
 
@@ -227,12 +261,30 @@ class OrderExecutor:
                                f"notice:{seq_key}:{self._fill_seq[seq_key]}")
 
     async def record_fill(self, order_id: str, broker_order_no: str, qty: int, price: int, fill_time: str,
-                          source: str, dedupe_key: str) -> bool:
+                          source: str, dedupe_key: str, expect_filled: int | None = None) -> bool:
+        """Add a fill and move the order on, atomically; False if it was already recorded or does not apply.
+
+        ``expect_filled``: the order's filled quantity the caller computed ``qty`` from (reconciliation); if
+        fills were recorded meanwhile the fill is not added — the caller's arithmetic is stale.
+        """
+        for _ in range(5):
+            outcome = await self._record_fill_once(order_id, broker_order_no, qty, price, fill_time, source,
+                                                   dedupe_key, expect_filled)
+            if outcome is not None:
+                return outcome
+        raise RuntimeError(f"order {order_id} kept changing; fill {dedupe_key} not recorded")
+
+    async def _record_fill_once(self, order_id: str, broker_order_no: str, qty: int, price: int, fill_time: str,
+                                source: str, dedupe_key: str, expect_filled: int | None) -> bool | None:
         now = self.clock.now()
         try:
             async with self.sessions() as s, s.begin():
                 o = await s.get(Order, order_id)
                 if o is None or qty <= 0:
+                    return False
+                if expect_filled is not None and o.filled_qty != expect_filled:
+                    log.info("fill_superseded", order_id=order_id, expected=expect_filled, filled=o.filled_qty)
+                    self.reconcile_soon.set()
                     return False
                 if o.filled_qty + qty > o.qty:
                     log.warning("fill_exceeds_order", order_id=order_id, qty=qty)
@@ -248,12 +300,20 @@ class OrderExecutor:
                     new = S(o.status)
                 else:
                     new = next_state(o.status, "fill", filled)
-                await s.execute(update(Order).where(Order.id == order_id).values(
+                result = await s.execute(update(Order).where(Order.id == order_id, Order.version == o.version).values(
                     filled_qty=filled, filled_amount=o.filled_amount + qty * price, status=new.value,
                     updated_at=now, version=o.version + 1))
+                if result.rowcount != 1:
+                    raise _Retry  # changed since we read it (a concurrent fill or transition): roll back, retry
                 self.audit.add(s, "order_fill", o.correlation_id, {
                     "order_id": order_id, "broker_order_no": broker_order_no, "qty": qty, "price": price,
                     "filled_qty": filled, "status": new.value, "source": source})
             return True
+        except _Retry:
+            return None
         except IntegrityError:
             return False  # the same fill twice
+
+
+class _Retry(Exception):
+    """Roll back a transaction whose compare-and-set lost a race, and try again."""

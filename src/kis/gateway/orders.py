@@ -65,8 +65,9 @@ def order_view(o: Order) -> dict[str, Any]:
 
 
 def _iso(when: datetime) -> str:
-    # SQLite hands datetimes back without their zone; they were written in KST.
-    return (when if when.tzinfo else when.replace(tzinfo=KST)).isoformat()
+    # SQLite hands datetimes back without their zone (they were written in KST); PostgreSQL hands them
+    # back in UTC. Answer in KST either way, so a client sees the same text whichever database is used.
+    return (when if when.tzinfo else when.replace(tzinfo=KST)).astimezone(KST).isoformat()
 
 
 def request_hash(req: OrderRequest) -> str:
@@ -104,7 +105,8 @@ class OrderService:
         if not key:
             raise self._reject(ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "the Idempotency-Key header is required"))
         if len(key) > MAX_KEY_LEN:
-            raise self._reject(ApiError(400, "INVALID_IDEMPOTENCY_KEY", f"Idempotency-Key is at most {MAX_KEY_LEN} chars"))
+            raise self._reject(ApiError(400, "INVALID_IDEMPOTENCY_KEY",
+                                        f"Idempotency-Key is at most {MAX_KEY_LEN} chars"))
         try:
             req = parse_order(body, self.accounts)
         except ApiError as err:
@@ -121,6 +123,13 @@ class OrderService:
             if replay is None:
                 raise
             return replay
+        except ApiError as err:
+            # A concurrent request with the same key may have committed meanwhile and taken, say, the last
+            # daily slot: this request is a retry of that order, so it gets that order's answer, not a refusal.
+            replay = await self._replay(key, digest)
+            if replay is not None:
+                return replay
+            raise self._reject(err) from None
 
     async def _replay(self, key: str, digest: str) -> tuple[int, dict[str, Any]] | None:
         async with self.sessions() as s:
@@ -134,17 +143,15 @@ class OrderService:
         return row.status_code, dict(row.response_json)
 
     async def _accept(self, req: OrderRequest, key: str, digest: str) -> tuple[int, dict[str, Any]]:
+        # Refusals raised here are counted by place(), once it knows they are not replays.
         if self.broker is None:
-            raise self._reject(ApiError(503, "KIS_NOT_CONFIGURED", "no KIS endpoint/credentials: orders cannot run"))
+            raise ApiError(503, "KIS_NOT_CONFIGURED", "no KIS endpoint/credentials: orders cannot run")
         trade_date = self.trade_date()
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             if await self.kill_switch.is_active(s):
-                raise self._reject(ApiError(403, "KILL_SWITCH_ACTIVE", "the kill switch is ACTIVE: no orders"))
-            try:
-                notional = await self.risk.check(req, s, trade_date)
-            except ApiError as err:
-                raise self._reject(err) from None
+                raise ApiError(403, "KILL_SWITCH_ACTIVE", "the kill switch is ACTIVE: no orders")
+            notional = await self.risk.check(req, s, trade_date)
             await self._take_daily_usage(s, req, trade_date, notional)
             order_id = f"ord_{uuid.uuid4().hex[:20]}"
             correlation = f"corr_{uuid.uuid4().hex[:20]}"
@@ -179,13 +186,13 @@ class OrderService:
             if result.rowcount == 1:
                 return
             if await s.get(DailyUsage, (req.account.number, trade_date)) is not None:
-                raise self._reject(ApiError(403, "DAILY_LIMIT_EXCEEDED", "daily order count or notional limit reached"))
+                raise ApiError(403, "DAILY_LIMIT_EXCEEDED", "daily order count or notional limit reached")
             try:
                 async with s.begin_nested():
                     s.add(DailyUsage(account_no=req.account.number, trade_date=trade_date, order_count=0, notional=0))
             except IntegrityError:
                 pass  # created concurrently; the UPDATE will find it
-        raise self._reject(ApiError(503, "DAILY_USAGE_BUSY", "could not record daily usage; retry", retryable=True))
+        raise ApiError(503, "DAILY_USAGE_BUSY", "could not record daily usage; retry", retryable=True)
 
     async def risk_check(self, body: Any) -> dict[str, Any]:
         """Dry-run: every guard the real order would meet, without writing or calling KIS."""
@@ -288,8 +295,8 @@ class OrderService:
         if pending is None:
             raise ApiError(409, "CONCURRENT_CHANGE", "the order changed meanwhile; read it and retry", retryable=True)
         try:
-            ack = await broker.revise(_account(self, pending), pending.broker_branch or "", pending.broker_order_no or "",
-                                      "LIMIT", price, None, cancel=False)
+            ack = await broker.revise(_account(self, pending), pending.broker_branch or "",
+                                      pending.broker_order_no or "", "LIMIT", price, None, cancel=False)
         except (KisBusinessError, KisRequestError) as err:
             await self._transition(pending, "modify_failed", {"pending_price": None}, "order_modify_rejected",
                                    {"code": err.code, "message": err.message})
@@ -320,8 +327,8 @@ class OrderService:
         if pending is None:
             raise ApiError(409, "CONCURRENT_CHANGE", "the order changed meanwhile; read it and retry", retryable=True)
         try:
-            ack = await broker.revise(_account(self, pending), pending.broker_branch or "", pending.broker_order_no or "",
-                                      pending.order_type, None, None, cancel=True)
+            ack = await broker.revise(_account(self, pending), pending.broker_branch or "",
+                                      pending.broker_order_no or "", pending.order_type, None, None, cancel=True)
         except (KisBusinessError, KisRequestError) as err:
             await self._transition(pending, "cancel_failed", {}, "order_cancel_rejected",
                                    {"code": err.code, "message": err.message})

@@ -34,7 +34,8 @@ CLOCK_SKEW = timedelta(seconds=5)
 
 
 class Reconciler:
-    def __init__(self, orders: OrderService, executor: OrderExecutor, interval_s: float, unknown_grace_s: float) -> None:
+    def __init__(self, orders: OrderService, executor: OrderExecutor, interval_s: float,
+                 unknown_grace_s: float) -> None:
         self.orders = orders
         self.executor = executor
         self.sessions = orders.sessions
@@ -118,6 +119,8 @@ class Reconciler:
             refs_by_order[r.order_id].append(r)
         corrections = 0
         for o in sorted(mine, key=lambda x: x.created_at):
+            if o.id in self.executor.inflight_ids:
+                continue  # its submit is still waiting for KIS's answer here: that answer settles it
             if o.status in (S.UNKNOWN.value, S.SUBMITTING.value) and not o.broker_order_no:
                 corrections += await self._resolve_unknown(o, rows, claimed)
                 continue
@@ -140,13 +143,17 @@ class Reconciler:
             placed = _row_time(row)
             if placed is not None and placed < not_before:
                 continue
-            claimed.add(row.order_no)
             now = self.clock.now()
             async with self.sessions() as s, s.begin():
+                if await s.get(BrokerOrderRef, row.order_no) is not None:
+                    continue  # linked meanwhile (the submit's own answer arrived)
                 new = next_state(o.status, "submit_ack", 0)
-                await s.execute(update(Order).where(Order.id == o.id).values(
+                result = await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
                     status=new.value, broker_order_no=row.order_no, broker_branch="", broker_order_time=row.order_time,
                     updated_at=now, version=o.version + 1))
+                if result.rowcount != 1:
+                    return 0  # the order changed since we read it: the next round looks again
+                claimed.add(row.order_no)
                 s.add(BrokerOrderRef(broker_order_no=row.order_no, order_id=o.id, kind="new", created_at=now))
                 self.audit.add(s, "reconcile_order_linked", o.correlation_id, {
                     "order_id": o.id, "broker_order_no": row.order_no, "from": o.status, "to": new.value})
@@ -160,10 +167,12 @@ class Reconciler:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             new = next_state(o.status, "submit_rejected", 0)
-            await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
+            result = await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
                 status=new.value, reject_code="BROKER_ORDER_NOT_FOUND",
                 reject_message="the submit's outcome was unknown and KIS has no such order",
                 updated_at=now, version=o.version + 1))
+            if result.rowcount != 1:
+                return 0
             self.audit.add(s, "reconcile_order_not_found", o.correlation_id, {"order_id": o.id, "from": o.status})
         return 1
 
@@ -179,8 +188,10 @@ class Reconciler:
             price = max(1, round(amount / missing)) if amount > 0 else chain[-1].price
             async with self.sessions() as s:
                 n = len((await s.scalars(select(Fill.id).where(Fill.order_id == o.id))).all())
+            # Only if no fill was recorded since ``o`` was read: a notice may have brought this very fill.
             added = await self.executor.record_fill(o.id, chain[-1].order_no, missing, price, chain[-1].order_time,
-                                                    "reconcile", f"reconcile:{o.id}:{broker_filled}:{n}")
+                                                    "reconcile", f"reconcile:{o.id}:{broker_filled}:{n}",
+                                                    expect_filled=o.filled_qty)
             if added:
                 corrections += 1
                 await self._event(o, "reconcile_fill_added", {"qty": missing, "price": price,
@@ -198,7 +209,10 @@ class Reconciler:
                                           "version": fresh.version + 1}
                 if take == remaining:
                     values["status"] = next_state(fresh.status, "cancel_done", fresh.filled_qty).value
-                await s.execute(update(Order).where(Order.id == o.id).values(**values))
+                result = await s.execute(update(Order).where(Order.id == o.id, Order.version == fresh.version)
+                                         .values(**values))
+                if result.rowcount != 1:
+                    return corrections  # changed meanwhile: the next round looks again
                 self.audit.add(s, "reconcile_cancel_applied", o.correlation_id, {"order_id": o.id, "qty": take})
             corrections += 1
         elif fresh.status == S.MODIFY_PENDING.value:
@@ -213,9 +227,11 @@ class Reconciler:
     async def _finish_modify(self, o: Order, row: BrokerOrderRow) -> None:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            await s.execute(update(Order).where(Order.id == o.id).values(
+            result = await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
                 status=next_state(o.status, "modify_done", o.filled_qty).value, price=row.price, pending_price=None,
                 broker_order_no=row.order_no, updated_at=now, version=o.version + 1))
+            if result.rowcount != 1:
+                return
             if await s.get(BrokerOrderRef, row.order_no) is None:
                 s.add(BrokerOrderRef(broker_order_no=row.order_no, order_id=o.id, kind="modify", created_at=now))
             self.audit.add(s, "reconcile_modify_applied", o.correlation_id,

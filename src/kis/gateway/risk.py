@@ -147,12 +147,13 @@ class RiskGuard:
         usage = await session.get(DailyUsage, (req.account.number, trade_date))
         count, spent = (usage.order_count, usage.notional) if usage else (0, 0)
         if count + 1 > L.daily_max_orders or spent + notional > L.daily_max_notional:
-            raise ApiError(403, "DAILY_LIMIT_EXCEEDED",
-                           f"daily limits: {count}/{L.daily_max_orders} orders, {spent}/{L.daily_max_notional} KRW used")
+            raise ApiError(403, "DAILY_LIMIT_EXCEEDED", f"daily limits: {count}/{L.daily_max_orders} orders, "
+                                                        f"{spent}/{L.daily_max_notional} KRW used")
         if req.side == "SELL":
             available = await self.sellable(req.account, req.symbol)
             if req.qty > available:
-                raise ApiError(403, "INSUFFICIENT_HOLDINGS", f"sell qty {req.qty} exceeds sellable holdings {available}")
+                raise ApiError(403, "INSUFFICIENT_HOLDINGS",
+                               f"sell qty {req.qty} exceeds sellable holdings {available}")
         return notional
 
     @staticmethod

@@ -10,7 +10,7 @@ from kis.gateway.errors import ApiError, FastJSONResponse
 from kis.gateway.trading import Trading
 
 
-def _trading(request: Request) -> Trading:
+async def _trading(request: Request) -> Trading:
     trading = getattr(request.app.state.runtime, "trading", None)
     if trading is None:
         raise ApiError(503, "KIS_NOT_CONFIGURED", "the order path is not configured (see /v1/session/status)")

@@ -14,7 +14,9 @@ def main() -> int:
     try:
         upgrade(settings.kis_db_url)
     except Exception as err:  # an operator command: say what failed, not a traceback
-        print(f"Database initialization failed: {mask_text(str(err))}", file=sys.stderr)
+        # The first line names the problem; SQLAlchemy appends the whole statement after it.
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"Database initialization failed: {mask_text(reason)}", file=sys.stderr)
         return 1
     print("Database initialized successfully")
     return 0
