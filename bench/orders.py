@@ -29,6 +29,7 @@ import httpx
 from kis.clock import KST
 from kis.config import Settings
 from kis.gateway.runtime import GatewayRuntime
+from kis.logs import configure_logging
 from kis.sim.engine import SimConfig
 from kis.sim.server import SimServer
 from kis.storage.db import create_engine, sessionmaker
@@ -72,73 +73,88 @@ async def run_concurrently(n: int, workers: int, fn) -> float:  # type: ignore[n
     return time.perf_counter() - t0
 
 
+async def order_service(db_url: str):  # type: ignore[no-untyped-def]
+    """The accept path exactly as the gateway builds it, without the KIS session (nothing is sent)."""
+    from kis.broker.orders import KisOrderApi
+    from kis.clock import SystemClock
+    from kis.config import MarketOverride
+    from kis.gateway.accounts import AccountRegistry
+    from kis.gateway.audit import Audit, Provenance, config_hash
+    from kis.gateway.kill_switch import KillSwitch
+    from kis.gateway.market import MarketSchedule
+    from kis.gateway.orders import OrderService
+    from kis.gateway.risk import RiskGuard, RiskLimits
+    from kis.storage.migrate import upgrade_async
+
+    await upgrade_async(db_url)
+    s = settings(db_url, "/tmp")
+    clock = SystemClock()
+    engine = create_engine(db_url)
+    sessions = sessionmaker(engine)
+    limits = RiskLimits.from_settings(s)
+    audit = Audit(clock, Provenance("bench", config_hash(limits.as_dict())))
+    kill = KillSwitch(sessions, audit, clock)
+    await kill.set(False, "benchmark", "bench")
+
+    async def no_lookup(*_args: object) -> int:
+        raise AssertionError("LIMIT BUY orders need no quote or holdings lookup")
+
+    risk = RiskGuard(limits, MarketSchedule(clock, MarketOverride.OPEN), no_lookup, no_lookup)
+    service = OrderService(sessions, clock, AccountRegistry("12345678-01"), kill, risk, audit, "sim", "bench",
+                           KisOrderApi(None, paper=False))  # type: ignore[arg-type]
+    return service, engine, sessions, clock
+
+
 async def bench_accept(db_url: str, n: int, workers: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as state:
-        sim = SimServer(SimConfig(tick_interval_s=0.25))
-        await sim.start()
-        rt = GatewayRuntime(settings(db_url, state), sim_server=sim)
-        await rt.start()
-        try:
-            trading = rt.trading
-            await trading.demote()  # accept only: the executor stays off
-            await trading.kill_switch.set(False, "benchmark", "bench")
-            price = sim.sim.market.krx["005930"].lower
-            body = {"account_id": "A1", "symbol": "005930", "side": "BUY", "qty": 1, "price": price}
-            run = uuid.uuid4().hex[:6]
+    service, engine, sessions, clock = await order_service(db_url)
+    price = 50_300
+    body = {"account_id": "A1", "symbol": "005930", "side": "BUY", "qty": 1, "price": price}
+    run = uuid.uuid4().hex[:6]
 
-            async def accept(i: int) -> None:
-                status, _ = await trading.orders.place(body, f"bench-{run}-{i}")
-                assert status == 201
+    async def accept(i: int) -> None:
+        status, _ = await service.place(body, f"bench-{run}-{i}")
+        assert status == 201
 
-            elapsed = await run_concurrently(n, workers, accept)
-            gateway_rate = n / elapsed
+    gateway_rate = n / await run_concurrently(n, workers, accept)
+    now = clock.now()
 
-            engine = create_engine(db_url)
-            sessions = sessionmaker(engine)
-            now = rt.clock.now()
+    async def bare(i: int) -> None:
+        async with sessions() as s, s.begin():
+            s.add(Order(id=f"bare_{run}_{i}", idempotency_key=f"bare-{run}-{i}", account_alias="A1",
+                        account_no="12345678-01", env="sim", symbol="005930", side="BUY", order_type="LIMIT",
+                        qty=1, price=price, status="ACCEPTED", correlation_id=f"c{i}", filled_qty=0,
+                        filled_amount=0, cancelled_qty=0, trade_date=now.astimezone(KST).strftime("%Y%m%d"),
+                        created_at=now, updated_at=now, version=1))
 
-            async def bare(i: int) -> None:
-                async with sessions() as s, s.begin():
-                    s.add(Order(id=f"bare_{run}_{i}", idempotency_key=f"bare-{run}-{i}", account_alias="A1",
-                                account_no="12345678-01", env="sim", symbol="005930", side="BUY", order_type="LIMIT",
-                                qty=1, price=price, status="ACCEPTED", correlation_id=f"c{i}", filled_qty=0,
-                                filled_amount=0, cancelled_qty=0, trade_date=now.astimezone(KST).strftime("%Y%m%d"),
-                                created_at=now, updated_at=now, version=1))
-
-            bare_elapsed = await run_concurrently(n, workers, bare)
-            await engine.dispose()
-            bare_rate = n / bare_elapsed
-        finally:
-            await rt.stop()
-            await sim.stop()
+    bare_rate = n / await run_concurrently(n, workers, bare)
+    await engine.dispose()
     return {"orders": n, "concurrency": workers, "accepted_per_s": round(gateway_rate),
             "bare_insert_per_s": round(bare_rate), "ratio": round(gateway_rate / bare_rate, 3)}
 
 
 async def bench_burst(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as state:
+        db_url = f"sqlite:///{state}/bench.db"
+        service, engine, _, _ = await order_service(db_url)
         sim = SimServer(SimConfig(tick_interval_s=0.25))  # live host: 20 calls/s per app key
         await sim.start()
-        rt = GatewayRuntime(settings(f"sqlite:///{state}/bench.db", state), sim_server=sim)
-        await rt.start()
+        st = sim.sim.market.krx["005930"]
+        body = {"account_id": "A1", "symbol": "005930", "side": "BUY", "qty": 1, "price": st.lower}
+        for i in range(n):  # resting limit orders: nothing fills, nothing else moves
+            await service.place(body, f"burst-{i}")
+        await engine.dispose()
+        before = sim.sim.rest_calls.get("TTTC0012U", 0)
+        egw_before = sim.sim.rest_errors.get("EGW00201", 0)
+        t0 = time.perf_counter()
+        rt = GatewayRuntime(settings(db_url, state), sim_server=sim)
+        await rt.start()  # the owner's executor drains the durable queue it finds
         try:
-            trading = rt.trading
-            await trading.kill_switch.set(False, "benchmark", "bench")
-            await trading.demote()
-            st = sim.sim.market.krx["005930"]
-            body = {"account_id": "A1", "symbol": "005930", "side": "BUY", "qty": 1, "price": st.lower}
-            for i in range(n):  # resting limit orders: nothing fills, nothing else moves
-                await trading.orders.place(body, f"burst-{i}")
-            before = sim.sim.rest_calls.get("TTTC0012U", 0)
-            egw_before = sim.sim.rest_errors.get("EGW00201", 0)
-            t0 = time.perf_counter()
-            await trading.promote()
             deadline = t0 + n / 10 + 30
             while sim.sim.rest_calls.get("TTTC0012U", 0) - before < n and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - t0
             sent = sim.sim.rest_calls.get("TTTC0012U", 0) - before
-            lat = sorted(trading.orders.metrics.broker_latency_ms)
+            lat = sorted(rt.trading.orders.metrics.broker_latency_ms)
             async with httpx.AsyncClient(base_url=sim.rest_url) as http:
                 base = []
                 for _ in range(200):
@@ -182,6 +198,7 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=500)
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = ap.parse_args()
+    configure_logging("WARNING")  # one JSON line per accepted order would measure the terminal, not the gateway
     r = asyncio.run(main_async(args))
     print(json.dumps(r, indent=2))
     sq, pg, b = r["accept_sqlite"], r["accept_postgres"], r["burst"]

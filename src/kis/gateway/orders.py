@@ -30,6 +30,7 @@ from kis.gateway.order_state import TERMINAL, InvalidTransition, S, next_state
 from kis.gateway.risk import OrderRequest, RiskGuard, parse_order
 from kis.krx import is_on_tick
 from kis.logs import get_logger, mask_account
+from kis.storage.db import writer_lock
 from kis.storage.models import SCHEMA_VERSION, BrokerOrderRef, DailyUsage, IdempotencyKey, Order
 
 log = get_logger("kis.gateway.orders")
@@ -89,6 +90,8 @@ class OrderService:
         self.broker = broker
         self.metrics = OrderMetrics()
         self.wakeup = asyncio.Event()  # set when there is work for the executor
+        # SQLite has one writer at a time; queueing writers here beats SQLite's sleeping busy handler.
+        self.write_lock = writer_lock(sessions.kw["bind"])
         self.is_owner = lambda: False  # replaced by the runtime: only the session owner talks to KIS
 
     def trade_date(self) -> str:
@@ -148,11 +151,10 @@ class OrderService:
             raise ApiError(503, "KIS_NOT_CONFIGURED", "no KIS endpoint/credentials: orders cannot run")
         trade_date = self.trade_date()
         now = self.clock.now()
-        async with self.sessions() as s, s.begin():
+        async with self.write_lock, self.sessions() as s, s.begin():
             if await self.kill_switch.is_active(s):
                 raise ApiError(403, "KILL_SWITCH_ACTIVE", "the kill switch is ACTIVE: no orders")
             notional = await self.risk.check(req, s, trade_date)
-            await self._take_daily_usage(s, req, trade_date, notional)
             order_id = f"ord_{uuid.uuid4().hex[:20]}"
             correlation = f"corr_{uuid.uuid4().hex[:20]}"
             s.add(Order(id=order_id, idempotency_key=key, account_alias=req.account.alias,
@@ -168,6 +170,9 @@ class OrderService:
                 "order_id": order_id, "account": req.account.masked, "symbol": req.symbol, "side": req.side,
                 "order_type": req.order_type, "qty": req.qty, "price": req.price, "notional": notional,
                 "strategy_id": req.strategy_id})
+            await s.flush()
+            # Last before COMMIT: the account's usage row is locked only for the UPDATE and the commit.
+            await self._take_daily_usage(s, req, trade_date, notional)
         self.metrics.accepted += 1
         self.wakeup.set()
         log.info("order_accepted", order_id=order_id, symbol=req.symbol, side=req.side, qty=req.qty)

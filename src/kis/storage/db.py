@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -38,6 +40,8 @@ def create_engine(url: str, *, migrations: bool = False) -> AsyncEngine:
             # WAL lets readers and one writer work at once (seed 003's "DB locked" incident).
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            # FULL (fsync per commit): an accepted order must survive power loss too, not only kill -9.
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             # Batch migrations rebuild tables (copy, drop, rename), which enforced foreign keys would
             # refuse; the migration env checks every key with PRAGMA foreign_key_check before committing.
@@ -57,3 +61,16 @@ def create_engine(url: str, *, migrations: bool = False) -> AsyncEngine:
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+def writer_lock(engine: AsyncEngine) -> asyncio.Lock | _NoLock:
+    """An in-process queue for write transactions on SQLite (a single-writer database); none elsewhere."""
+    return asyncio.Lock() if engine.dialect.name == "sqlite" else _NoLock()
