@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from kis.broker import fields as F
 from kis.broker import trids as T
 from kis.broker.pacing import Priority
-from kis.broker.rest import KisRestClient
+from kis.broker.rest import KisResponse, KisRestClient
 
 ORD_DVSN = {"LIMIT": "00", "MARKET": "01"}
 SIDE_CODE = {"SELL": "01", "BUY": "02"}
@@ -42,6 +42,7 @@ class BrokerAck:
     order_no: str  # ODNO, 10 digits
     branch: str  # KRX_FWDG_ORD_ORGNO
     order_time: str  # HHMMSS
+    latency_ms: float = 0.0  # KIS round trip of the order call
 
 
 @dataclass(frozen=True)
@@ -143,11 +144,12 @@ class KisOrderApi:
         self.rest = rest
         self.paper = paper
 
-    def _ack(self, body: dict) -> BrokerAck:  # type: ignore[type-arg]
-        out = body.get("output") or {}
+    def _ack(self, r: KisResponse) -> BrokerAck:
+        out = r.body.get("output") or {}
         # Order answers use UPPERCASE keys; accept lowercase too in case a server normalises them.
         get = lambda k: str(out.get(k, out.get(k.lower(), ""))).strip()  # noqa: E731
-        return BrokerAck(order_no=get("ODNO"), branch=get("KRX_FWDG_ORD_ORGNO"), order_time=get("ORD_TMD"))
+        return BrokerAck(order_no=get("ODNO"), branch=get("KRX_FWDG_ORD_ORGNO"), order_time=get("ORD_TMD"),
+                         latency_ms=r.elapsed_ms)
 
     async def place_cash(self, account: AccountRef, symbol: str, side: str, order_type: str, qty: int,
                          price: int | None) -> BrokerAck:
@@ -158,7 +160,7 @@ class KisOrderApi:
         if side == "SELL":
             body["SLL_TYPE"] = "01"
         r = await self.rest.call("POST", T.ORDER_CASH_PATH, tr, body=body, priority=Priority.ORDER)
-        return self._ack(r.body)
+        return self._ack(r)
 
     async def revise(self, account: AccountRef, branch: str, order_no: str, order_type: str, price: int | None,
                      qty: int | None, cancel: bool) -> BrokerAck:
@@ -169,7 +171,7 @@ class KisOrderApi:
                 "ORD_QTY": str(qty or 0), "ORD_UNPR": str(price or 0), "QTY_ALL_ORD_YN": "Y" if qty is None else "N",
                 "EXCG_ID_DVSN_CD": "KRX"}
         r = await self.rest.call("POST", T.ORDER_RVSECNCL_PATH, tr, body=body, priority=Priority.ORDER)
-        return self._ack(r.body)
+        return self._ack(r)
 
     async def daily_orders(self, account: AccountRef, day: str, priority: Priority = Priority.ORDER
                            ) -> list[BrokerOrderRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ RATE_LIMIT_COOLDOWN_S = 1.0
 class KisResponse:
     body: dict[str, Any]
     tr_cont: str  # response header: F/M = more pages, D/E = last
+    elapsed_ms: float = 0.0  # the HTTP round trip alone (no pacing, no token wait)
 
     @property
     def has_more(self) -> bool:
@@ -82,7 +84,9 @@ class KisRestClient:
         }
         self.calls += 1
         try:
+            sent = time.perf_counter()
             r = await self.http.request(method, path, params=params, json=body, headers=headers)
+            elapsed_ms = (time.perf_counter() - sent) * 1000
         except httpx.HTTPError as err:
             # Sent or not, answered or not: the caller must treat a write's outcome as unknown.
             log.warning("kis_rest_transport_error", tr_id=tr_id, error=type(err).__name__)
@@ -95,7 +99,7 @@ class KisRestClient:
             data = {}
         rt_cd = str(data.get("rt_cd", ""))
         if r.status_code == 200 and rt_cd == "0":
-            return KisResponse(data, r.headers.get("tr_cont", "").strip())
+            return KisResponse(data, r.headers.get("tr_cont", "").strip(), elapsed_ms)
         code = str(data.get("msg_cd") or data.get("error_code") or "")
         message = str(data.get("msg1") or data.get("error_description") or "").strip()
         err = error_for(code, message, r.status_code, rt_cd or None)

@@ -156,7 +156,6 @@ class OrderExecutor:
         broker = self.orders.broker
         assert broker is not None
         account = self.orders.accounts.resolve(o.account_no).ref
-        started = time.perf_counter()
         try:
             ack = await broker.place_cash(account, o.symbol, o.side, o.order_type, o.qty, o.price)
         except NOT_PROCESSED as err:
@@ -180,7 +179,7 @@ class OrderExecutor:
                             {"code": err.code, "message": err.message})
             self.reconcile_soon.set()
             return
-        self.orders.metrics.record_latency((time.perf_counter() - started) * 1000)
+        self.orders.metrics.record_latency(ack.latency_ms)  # KIS round trip, not time spent in the queue
         now = self.clock.now()
         async with self._notice_lock:
             async with self.sessions() as s, s.begin():
