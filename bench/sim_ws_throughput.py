@@ -15,18 +15,12 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import socket
 import sys
 import time
 
 import httpx
 import websockets
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _support import free_port, wait_port
 
 
 def _run_sim(rest_port: int, ws_port: int) -> None:
@@ -77,26 +71,14 @@ async def _count(url: str, subscribe: str, seconds: float, warmup: float = 0.5) 
     return records / seconds, records, sample
 
 
-async def _wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"port {port} did not open")
-
-
 async def bench(seconds: float, burst: int) -> dict[str, float]:
     ctx = mp.get_context("spawn")
-    rest_port, ws_port = _free_port(), _free_port()
+    rest_port, ws_port = free_port(), free_port()
     sim_proc = ctx.Process(target=_run_sim, args=(rest_port, ws_port), daemon=True)
     sim_proc.start()
     try:
-        await _wait_port(rest_port)
-        await _wait_port(ws_port)
+        await wait_port(rest_port)
+        await wait_port(ws_port)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{rest_port}") as http:
             r = await http.post("/oauth2/Approval", json={"grant_type": "client_credentials",
                                                           "appkey": "bench-app-key", "secretkey": "bench-secret"})
@@ -114,11 +96,11 @@ async def bench(seconds: float, burst: int) -> dict[str, float]:
         sim_proc.kill()
         sim_proc.join()
 
-    bare_port = _free_port()
+    bare_port = free_port()
     bare_proc = ctx.Process(target=_run_bare, args=(bare_port, sample), daemon=True)
     bare_proc.start()
     try:
-        await _wait_port(bare_port)
+        await wait_port(bare_port)
         bare_rate, _, _ = await _count(f"ws://127.0.0.1:{bare_port}", "{}", seconds)
     finally:
         bare_proc.kill()

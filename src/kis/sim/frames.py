@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 import string
 
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+# The notice cipher is the protocol's, shared with the adapter: one implementation, both directions.
+from kis.broker.crypto import aes_cbc_decrypt as aes_decrypt
+from kis.broker.crypto import aes_cbc_encrypt as aes_encrypt
 
 _KEY_ALPHABET = string.ascii_lowercase
 
@@ -26,15 +26,4 @@ def new_key_iv() -> tuple[str, str]:
     return key, iv
 
 
-def aes_encrypt(plaintext: str, key: str, iv: str) -> str:
-    padder = padding.PKCS7(128).padder()
-    data = padder.update(plaintext.encode("utf-8")) + padder.finalize()
-    enc = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode())).encryptor()
-    return base64.b64encode(enc.update(data) + enc.finalize()).decode("ascii")
-
-
-def aes_decrypt(ciphertext_b64: str, key: str, iv: str) -> str:
-    dec = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode())).decryptor()
-    data = dec.update(base64.b64decode(ciphertext_b64)) + dec.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    return (unpadder.update(data) + unpadder.finalize()).decode("utf-8")
+__all__ = ["aes_decrypt", "aes_encrypt", "data_frame", "new_key_iv"]
