@@ -15,6 +15,7 @@ import itertools
 from enum import IntEnum
 from typing import Any
 
+from kis.aio import cancel_and_wait
 from kis.broker.errors import RestRateLimitCooldownError
 from kis.clock import Clock
 from kis.logs import get_logger
@@ -165,11 +166,7 @@ class RatePacer:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
         for _, _, _, fut in self._heap:
             if not fut.done():
                 fut.cancel()

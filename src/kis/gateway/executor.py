@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from kis.aio import cancel_and_wait
 from kis.broker.errors import (
     CredentialsError,
     KisBusinessError,
@@ -82,9 +83,7 @@ class OrderExecutor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         for task in list(self._inflight):
             with contextlib.suppress(asyncio.CancelledError, Exception):

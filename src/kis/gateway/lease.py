@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kis.aio import cancel_and_wait
 from kis.clock import Clock
 from kis.logs import get_logger
 from kis.storage.db import sessionmaker
@@ -151,9 +152,7 @@ class SessionOwnerLease:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self.is_owner:
             with contextlib.suppress(Exception):
                 await self.backend.release(self.name, self.owner_id)

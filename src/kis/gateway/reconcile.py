@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from kis.aio import cancel_and_wait
 from kis.broker.errors import KisError
 from kis.broker.orders import BrokerOrderRow
 from kis.broker.pacing import Priority
@@ -55,9 +55,7 @@ class Reconciler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

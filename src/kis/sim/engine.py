@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kis.aio import cancel_and_wait
 from kis.clock import Clock, OffsetClock, krx_is_open, us_is_open
 from kis.logs import get_logger
 from kis.sim.auth import AuthRegistry
@@ -111,11 +112,7 @@ class Simulator:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:
