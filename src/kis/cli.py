@@ -137,6 +137,7 @@ async def _kill_switch(action: str, reason: str | None, by: str | None) -> dict[
     from kis.clock import SystemClock
     from kis.gateway.audit import Audit, Provenance, config_hash, git_commit_sha
     from kis.gateway.kill_switch import KillSwitch
+    from kis.gateway.risk import RiskLimits
     from kis.storage.db import create_engine, sessionmaker
     from kis.storage.migrate import upgrade_async
 
@@ -145,7 +146,8 @@ async def _kill_switch(action: str, reason: str | None, by: str | None) -> dict[
     engine = create_engine(settings.kis_db_url)
     try:
         clock = SystemClock()
-        audit = Audit(clock, Provenance(git_commit_sha(settings.kis_git_commit_sha), config_hash({"cli": True})))
+        limits = RiskLimits.from_settings(settings)  # the same config hash the gateway's events carry
+        audit = Audit(clock, Provenance(git_commit_sha(settings.kis_git_commit_sha), config_hash(limits.as_dict())))
         switch = KillSwitch(sessionmaker(engine), audit, clock)
         if action == "status":
             return await switch.status()

@@ -24,8 +24,6 @@ class S(StrEnum):
 
 
 TERMINAL = frozenset({S.FILLED, S.CANCELLED, S.REJECTED})
-WORKING = frozenset({S.SUBMITTED, S.PARTIALLY_FILLED})  # at the broker, modifiable and cancellable
-AT_BROKER = frozenset({S.SUBMITTED, S.PARTIALLY_FILLED, S.MODIFY_PENDING, S.CANCEL_PENDING})
 
 # event -> {from: to}. "working" stands for SUBMITTED or PARTIALLY_FILLED, chosen by the fill count.
 TRANSITIONS: dict[str, dict[S, S | str]] = {
@@ -64,6 +62,3 @@ def next_state(state: str, event: str, filled: int = 0) -> S:
         return S.PARTIALLY_FILLED if filled > 0 else S.SUBMITTED
     return S(target)
 
-
-def allowed(state: str, event: str) -> bool:
-    return S(state) in TRANSITIONS[event]

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kis.config import KisEnv, Settings
@@ -155,8 +154,3 @@ class RiskGuard:
                 raise ApiError(403, "INSUFFICIENT_HOLDINGS",
                                f"sell qty {req.qty} exceeds sellable holdings {available}")
         return notional
-
-    @staticmethod
-    async def usage(session: AsyncSession, account_no: str, trade_date: str) -> DailyUsage | None:
-        return await session.scalar(select(DailyUsage).where(DailyUsage.account_no == account_no,
-                                                             DailyUsage.trade_date == trade_date))
