@@ -129,6 +129,7 @@ def admin_routes(rest: SimRestApp) -> list[Route]:
                     sim.config.burst = burst
             except (TypeError, ValueError) as err:
                 return _error(str(err))
+            sim.feed_changed()
         return _json({"tick_interval_s": sim.config.tick_interval_s, "burst": sim.config.burst})
 
     async def account(request: Request) -> Response:

@@ -85,6 +85,7 @@ class Simulator:
         self.tick_listeners: list[TickListener] = []
         self.flush_listeners: list[FlushListener] = []
         self._task: asyncio.Task[None] | None = None
+        self._feed_changed = asyncio.Event()
 
     # --- sessions (market hours on the sim clock) ----------------------------------------------------
 
@@ -121,7 +122,22 @@ class Simulator:
                 self.step()
             except Exception:  # a bug in one step must not stop the market
                 log.exception("sim_market_step_failed")
-            await asyncio.sleep(self.config.tick_interval_s)
+            await self._until_next_step()
+
+    async def _until_next_step(self) -> None:
+        # A feed change restarts the wait at the new interval: slowing the feed down takes effect at once,
+        # with no step left over from the old interval.
+        seconds = self.config.tick_interval_s
+        while True:
+            self._feed_changed.clear()
+            try:
+                await asyncio.wait_for(self._feed_changed.wait(), seconds)
+            except TimeoutError:
+                return
+            seconds = self.config.tick_interval_s
+
+    def feed_changed(self) -> None:
+        self._feed_changed.set()
 
     def _burst(self) -> int:
         if self.config.burst > 0:
