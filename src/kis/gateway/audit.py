@@ -44,10 +44,13 @@ class Audit:
         self.clock = clock
         self.provenance = provenance
 
+    def row(self, event_type: str, correlation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """An event_log row's values, for callers that insert many in one statement."""
+        return {"timestamp": self.clock.now().isoformat(), "event_type": event_type,
+                "correlation_id": correlation_id, "payload_json": json.dumps(payload, ensure_ascii=False, default=str),
+                "git_commit_sha": self.provenance.git_commit_sha, "schema_version": self.provenance.schema_version,
+                "config_hash": self.provenance.config_hash}
+
     def add(self, session: AsyncSession, event_type: str, correlation_id: str, payload: dict[str, Any]) -> None:
         """Stage an event in the caller's transaction: it commits (or not) with the change it records."""
-        session.add(EventLog(
-            timestamp=self.clock.now().isoformat(), event_type=event_type, correlation_id=correlation_id,
-            payload_json=json.dumps(payload, ensure_ascii=False, default=str),
-            git_commit_sha=self.provenance.git_commit_sha, schema_version=self.provenance.schema_version,
-            config_hash=self.provenance.config_hash))
+        session.add(EventLog(**self.row(event_type, correlation_id, payload)))

@@ -1,7 +1,8 @@
 """The order service: accept (idempotently, durably), read, modify, cancel.
 
 An order is written — with its idempotency key, its share of the daily limits and an ``order_accepted``
-event — in one transaction before the client hears "accepted"; only the executor then talks to KIS.
+event — in one transaction (see ``intake``) before the client hears "accepted"; only the executor then
+talks to KIS.
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kis.broker.errors import KisBusinessError, KisError, KisRequestError
@@ -25,13 +24,14 @@ from kis.clock import KST, Clock
 from kis.gateway.accounts import AccountRegistry
 from kis.gateway.audit import Audit
 from kis.gateway.errors import ApiError
+from kis.gateway.intake import Intake, OrderIntake, stored_answer, unsent_sell_qty
 from kis.gateway.kill_switch import KillSwitch
 from kis.gateway.order_state import TERMINAL, InvalidTransition, S, next_state
 from kis.gateway.risk import OrderRequest, RiskGuard, parse_order
 from kis.krx import is_on_tick
 from kis.logs import get_logger, mask_account
 from kis.storage.db import writer_lock
-from kis.storage.models import SCHEMA_VERSION, BrokerOrderRef, DailyUsage, IdempotencyKey, Order
+from kis.storage.models import BrokerOrderRef, DailyUsage, IdempotencyKey, Order
 
 log = get_logger("kis.gateway.orders")
 
@@ -93,6 +93,8 @@ class OrderService:
         # SQLite has one writer at a time; queueing writers here beats SQLite's sleeping busy handler.
         self.write_lock = writer_lock(sessions.kw["bind"])
         self.is_owner = lambda: False  # replaced by the runtime: only the session owner talks to KIS
+        self.intake = OrderIntake(sessions, self.write_lock, kill_switch, risk, audit, clock, env, git_sha,
+                                  on_accepted=self.wakeup.set)
 
     def trade_date(self) -> str:
         return self.clock.now().astimezone(KST).strftime("%Y%m%d")
@@ -115,100 +117,53 @@ class OrderService:
         except ApiError as err:
             raise self._reject(err) from None
         digest = request_hash(req)
-        replay = await self._replay(key, digest)
-        if replay is not None:
-            return replay
         try:
-            return await self._accept(req, key, digest)
-        except IntegrityError:
-            # Another request with the same key won the race: answer as a replay of it.
-            replay = await self._replay(key, digest)
-            if replay is None:
-                raise
-            return replay
+            try:
+                item = await self._prepare(req)
+            except ApiError:
+                # Final only if the key is new: a retry of an order accepted earlier (say, before the market
+                # closed) still gets that order's answer.
+                async with self.sessions() as s:
+                    row = await s.get(IdempotencyKey, key)
+                if row is None:
+                    raise
+                outcome, answer = "replay", stored_answer(row, digest)
+            else:
+                outcome, answer = await self.intake.submit(Intake(req, key, digest, *item))
         except ApiError as err:
-            # A concurrent request with the same key may have committed meanwhile and taken, say, the last
-            # daily slot: this request is a retry of that order, so it gets that order's answer, not a refusal.
-            replay = await self._replay(key, digest)
-            if replay is not None:
-                return replay
             raise self._reject(err) from None
+        if outcome == "replay":
+            self.metrics.replays += 1
+        else:
+            self.metrics.accepted += 1
+        return answer
 
-    async def _replay(self, key: str, digest: str) -> tuple[int, dict[str, Any]] | None:
-        async with self.sessions() as s:
-            row = await s.get(IdempotencyKey, key)
-        if row is None:
-            return None
-        if row.request_hash != digest:
-            raise self._reject(ApiError(409, "IDEMPOTENCY_KEY_BODY_MISMATCH",
-                                        "this Idempotency-Key was used with a different order body"))
-        self.metrics.replays += 1
-        return row.status_code, dict(row.response_json)
-
-    async def _accept(self, req: OrderRequest, key: str, digest: str) -> tuple[int, dict[str, Any]]:
-        # Refusals raised here are counted by place(), once it knows they are not replays.
+    async def _prepare(self, req: OrderRequest) -> tuple[int, int | None]:
+        """The checks that need no transaction: (notional, the broker's sellable qty for a SELL)."""
         if self.broker is None:
             raise ApiError(503, "KIS_NOT_CONFIGURED", "no KIS endpoint/credentials: orders cannot run")
-        trade_date = self.trade_date()
-        now = self.clock.now()
-        async with self.write_lock, self.sessions() as s, s.begin():
-            if await self.kill_switch.is_active(s):
-                raise ApiError(403, "KILL_SWITCH_ACTIVE", "the kill switch is ACTIVE: no orders")
-            notional = await self.risk.check(req, s, trade_date)
-            order_id = f"ord_{uuid.uuid4().hex[:20]}"
-            correlation = f"corr_{uuid.uuid4().hex[:20]}"
-            s.add(Order(id=order_id, idempotency_key=key, account_alias=req.account.alias,
-                        account_no=req.account.number, env=self.env, symbol=req.symbol, side=req.side,
-                        order_type=req.order_type, qty=req.qty, price=req.price, status=S.ACCEPTED.value,
-                        strategy_id=req.strategy_id, correlation_id=correlation, filled_qty=0, filled_amount=0,
-                        cancelled_qty=0, trade_date=trade_date, created_at=now, updated_at=now, version=1,
-                        git_commit_sha=self.git_sha, schema_version=SCHEMA_VERSION))
-            response = {"order_id": order_id, "status": S.ACCEPTED.value, "idempotency_key": key}
-            s.add(IdempotencyKey(key=key, request_hash=digest, order_id=order_id, status_code=201,
-                                 response_json=response, created_at=now))
-            self.audit.add(s, "order_accepted", correlation, {
-                "order_id": order_id, "account": req.account.masked, "symbol": req.symbol, "side": req.side,
-                "order_type": req.order_type, "qty": req.qty, "price": req.price, "notional": notional,
-                "strategy_id": req.strategy_id})
-            await s.flush()
-            # Last before COMMIT: the account's usage row is locked only for the UPDATE and the commit.
-            await self._take_daily_usage(s, req, trade_date, notional)
-        self.metrics.accepted += 1
-        self.wakeup.set()
-        log.info("order_accepted", order_id=order_id, symbol=req.symbol, side=req.side, qty=req.qty)
-        return 201, response
-
-    async def _take_daily_usage(self, s: AsyncSession, req: OrderRequest, trade_date: str, notional: int) -> None:
-        """One atomic UPDATE takes the order's share: two gateways cannot both pass the same last slot."""
-        L = self.risk.limits
-        for _ in range(2):
-            result = await s.execute(
-                update(DailyUsage)
-                .where(DailyUsage.account_no == req.account.number, DailyUsage.trade_date == trade_date,
-                       DailyUsage.order_count + 1 <= L.daily_max_orders,
-                       DailyUsage.notional + notional <= L.daily_max_notional)
-                .values(order_count=DailyUsage.order_count + 1, notional=DailyUsage.notional + notional))
-            if result.rowcount == 1:
-                return
-            if await s.get(DailyUsage, (req.account.number, trade_date)) is not None:
-                raise ApiError(403, "DAILY_LIMIT_EXCEEDED", "daily order count or notional limit reached")
-            try:
-                async with s.begin_nested():
-                    s.add(DailyUsage(account_no=req.account.number, trade_date=trade_date, order_count=0, notional=0))
-            except IntegrityError:
-                pass  # created concurrently; the UPDATE will find it
-        raise ApiError(503, "DAILY_USAGE_BUSY", "could not record daily usage; retry", retryable=True)
+        # Sizing a MARKET order or reading holdings may call KIS: not while the kill switch is on.
+        if (req.price is None or req.side == "SELL") and await self.kill_switch.is_active():
+            raise ApiError(403, "KILL_SWITCH_ACTIVE", "the kill switch is ACTIVE: no orders")
+        notional = await self.risk.check_order(req)
+        sellable = await self.risk.sellable(req.account, req.symbol) if req.side == "SELL" else None
+        return notional, sellable
 
     async def risk_check(self, body: Any) -> dict[str, Any]:
-        """Dry-run: every guard the real order would meet, without writing or calling KIS."""
+        """Dry-run: every guard the real order would meet, without writing or calling KIS to place it."""
         req = parse_order(body, self.accounts)
-        async with self.sessions() as s:
-            if await self.kill_switch.is_active(s):
-                return {"allowed": False, "code": "KILL_SWITCH_ACTIVE", "message": "the kill switch is ACTIVE"}
-            try:
-                notional = await self.risk.check(req, s, self.trade_date())
-            except ApiError as err:
-                return {"allowed": False, "code": err.code, "message": err.message}
+        try:
+            if await self.kill_switch.is_active():
+                raise ApiError(403, "KILL_SWITCH_ACTIVE", "the kill switch is ACTIVE")
+            notional = await self.risk.check_order(req)
+            async with self.sessions() as s:
+                usage = await s.get(DailyUsage, (req.account.number, self.trade_date()))
+                self.risk.check_daily(usage.order_count if usage else 0, usage.notional if usage else 0, notional)
+                if req.side == "SELL":
+                    held = await self.risk.sellable(req.account, req.symbol)
+                    self.risk.check_holdings(req, held - await unsent_sell_qty(s, req.account.number, req.symbol))
+        except ApiError as err:
+            return {"allowed": False, "code": err.code, "message": err.message}
         return {"allowed": True, "code": None, "message": "all guards pass", "notional": notional,
                 "limits": self.risk.limits.as_dict()}
 
@@ -288,9 +243,11 @@ class OrderService:
             raise ApiError(400, "INVALID_PRICE", "price must be a positive integer on the KRX tick grid")
         remaining = o.qty - o.filled_qty - o.cancelled_qty
         qty = body.get("qty")
-        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or qty != o.qty):
+        # A modify re-prices everything still open (KIS QTY_ALL_ORD_YN=Y): one order keeps one price here.
+        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or qty not in (o.qty, remaining)):
             raise ApiError(400, "INVALID_QTY", f"a modify re-prices the whole remaining quantity ({remaining}); "
-                                               f"qty may only repeat the order's qty ({o.qty}). Cancel to reduce.")
+                                               f"qty may only be the order's qty ({o.qty}) or what remains "
+                                               f"({remaining}). Cancel to reduce.")
         broker = self._require_broker()
         with_kill = await self.kill_switch.is_active()
         if with_kill:

@@ -6,14 +6,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from kis.config import KisEnv, Settings
 from kis.gateway.accounts import Account, AccountRegistry
 from kis.gateway.errors import ApiError
 from kis.gateway.market import MarketSchedule
 from kis.krx import is_on_tick, tick_size
-from kis.storage.models import DailyUsage
 
 SIDES = {"BUY", "SELL"}
 TYPES = {"LIMIT", "MARKET"}
@@ -129,8 +126,12 @@ class RiskGuard:
         price = req.price if req.price is not None else await self.reference_price(req.symbol)
         return req.qty * price
 
-    async def check(self, req: OrderRequest, session: AsyncSession, trade_date: str) -> int:
-        """Raise the first guard that refuses ``req``; returns the order's notional (KRW)."""
+    async def check_order(self, req: OrderRequest) -> int:
+        """The guards that need no database: live switch, trading window, per-order size. Returns the notional.
+
+        A MARKET order's notional is measured at the live quote, which may cost a KIS call: callers check the
+        kill switch first.
+        """
         L = self.limits
         if L.live and not (L.live_enabled and req.account.number.replace("-", "") in L.live_allowlist):
             raise ApiError(403, "LIVE_DISABLED", "live trading is disabled for this account "
@@ -143,14 +144,16 @@ class RiskGuard:
         if notional > L.max_order_notional:
             raise ApiError(403, "NOTIONAL_LIMIT_EXCEEDED",
                            f"order notional {notional} KRW exceeds the per-order limit {L.max_order_notional}")
-        usage = await session.get(DailyUsage, (req.account.number, trade_date))
-        count, spent = (usage.order_count, usage.notional) if usage else (0, 0)
+        return notional
+
+    def check_daily(self, count: int, spent: int, notional: int) -> None:
+        """``count`` orders and ``spent`` KRW already taken today on the account."""
+        L = self.limits
         if count + 1 > L.daily_max_orders or spent + notional > L.daily_max_notional:
             raise ApiError(403, "DAILY_LIMIT_EXCEEDED", f"daily limits: {count}/{L.daily_max_orders} orders, "
                                                         f"{spent}/{L.daily_max_notional} KRW used")
-        if req.side == "SELL":
-            available = await self.sellable(req.account, req.symbol)
-            if req.qty > available:
-                raise ApiError(403, "INSUFFICIENT_HOLDINGS",
-                               f"sell qty {req.qty} exceeds sellable holdings {available}")
-        return notional
+
+    @staticmethod
+    def check_holdings(req: OrderRequest, available: int) -> None:
+        if req.qty > available:
+            raise ApiError(403, "INSUFFICIENT_HOLDINGS", f"sell qty {req.qty} exceeds sellable holdings {available}")

@@ -138,6 +138,8 @@ class GatewayRuntime:
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
+        if self.trading is not None:
+            await self.trading.orders.intake.close()  # orders already in a transaction finish committing
         if self.engine is not None:
             await self.engine.dispose()
         if self.sim_server is not None and self._owns_sim:

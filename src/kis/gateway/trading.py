@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from kis.broker.orders import KisOrderApi
-from kis.gateway.accounts import Account, AccountRegistry
+from kis.gateway.accounts import AccountRegistry
 from kis.gateway.audit import Audit, Provenance, config_hash, git_commit_sha
 from kis.gateway.errors import ApiError
 from kis.gateway.executor import OrderExecutor
 from kis.gateway.kill_switch import KillSwitch
-from kis.gateway.order_state import S
 from kis.gateway.orders import OrderService
 from kis.gateway.portfolio import PortfolioService
 from kis.gateway.reconcile import Reconciler
 from kis.gateway.risk import RiskGuard, RiskLimits
 from kis.storage.db import sessionmaker
-from kis.storage.models import Order
 
 if TYPE_CHECKING:
     from kis.gateway.runtime import GatewayRuntime
-
-UNSENT_SELLS = (S.ACCEPTED.value, S.SUBMITTING.value, S.UNKNOWN.value)
 
 
 class Trading:
@@ -38,7 +32,7 @@ class Trading:
         self.kill_switch = KillSwitch(self.sessions, self.audit, rt.clock)
         broker = KisOrderApi(rt.rest, rt.settings.paper) if rt.rest is not None else None
         self.portfolio = PortfolioService(broker, self.accounts, self.is_owner)
-        self.risk = RiskGuard(self.limits, rt.schedule, self.reference_price, self.sellable)
+        self.risk = RiskGuard(self.limits, rt.schedule, self.reference_price, self.portfolio.sellable)
         self.orders = OrderService(self.sessions, rt.clock, self.accounts, self.kill_switch, self.risk, self.audit,
                                    s.kis_env.value, self.provenance.git_commit_sha, broker)
         self.orders.is_owner = self.is_owner
@@ -57,14 +51,6 @@ class Trading:
                            retryable=True)
         quote = await self.rt.quotes.get(symbol)
         return int(quote["price"])
-
-    async def sellable(self, account: Account, symbol: str) -> int:
-        at_broker = await self.portfolio.sellable(account, symbol)
-        async with self.sessions() as s:
-            unsent = await s.scalar(select(func.coalesce(func.sum(Order.qty), 0)).where(
-                Order.account_no == account.number, Order.symbol == symbol, Order.side == "SELL",
-                Order.status.in_(UNSENT_SELLS)))
-        return at_broker - int(unsent or 0)
 
     async def promote(self) -> None:
         if self.orders.broker is None or self.running:
