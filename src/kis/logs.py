@@ -90,7 +90,9 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     structlog.configure(
-        processors=[*processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below-level events are dropped before any processor (masking included) spends time on them.
+        processors=[structlog.stdlib.filter_by_level, *processors,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -219,6 +219,34 @@ class DailyLimitConcurrencyTest(OrderCase):
         self.assertEqual(metrics["orders_by_state"]["ACCEPTED"], 5)
 
 
+class StorageOutageTest(OrderCase):
+    """SQLite locked by another writer past the busy timeout: a clear retryable 503, nothing half-written,
+    and the retry with the same key places exactly one order."""
+
+    async def test_locked_database_is_a_retryable_503_then_the_retry_places_one_order(self) -> None:
+        import sqlite3
+
+        path = self.runtime.engine.url.database
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")  # readers still read (WAL); every writer waits, then gives up
+            r = await self.post(ORDER, key="outage-1")
+            self.assert_error(r, 503, "STORAGE_UNAVAILABLE")
+            self.assertTrue(r.json()["retryable"])
+            self.assertNotIn("Traceback", r.text)
+            self.assertNotIn("sqlite", r.text.lower())
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        self.assertEqual((await self.gw.get("/v1/orders")).json(), [])
+        r = await self.post(ORDER, key="outage-1")
+        self.assertEqual(r.status_code, 201, r.text)
+        await self.wait_status(r.json()["order_id"], "FILLED")
+        again = await self.post(ORDER, key="outage-1")
+        self.assertEqual(again.json(), r.json())
+        self.assertEqual(await self.broker_order_calls(), 1)
+
+
 class ClosedMarketTest(OrderCase):
     def gateway_env(self) -> dict[str, str]:
         return {"KIS_MARKET_OVERRIDE": "closed"}
@@ -254,6 +282,24 @@ class ModifyCancelTest(OrderCase):
         self.assert_error(again, 409, "ORDER_TERMINAL")
         stats = await self.admin("GET", "/stats")
         self.assertEqual(stats["rest_calls"].get("TTTC0013U"), 2)
+
+    async def test_seed_000_section_5_bodies_on_a_resting_order(self) -> None:
+        await self.admin("POST", "/feed", {"tick_interval_s": 3600})  # the price moves only when told to
+        await self.admin("POST", "/market/005930", {"price": 72000})
+        r = await self.post({**ORDER, "qty": 2, "price": 70000}, key="seed5")
+        order_id = (await self.wait_status(r.json()["order_id"], "SUBMITTED"))["order_id"]
+        # Verbatim seed body: re-price both shares.
+        r = await self.gw.post(f"/v1/orders/{order_id}/modify", json={"qty": 2, "price": 70100})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual((r.json()["status"], r.json()["price"], r.json()["qty"]), ("SUBMITTED", 70100, 2))
+        at_kis = (await self.admin("GET", f"/accounts/{CANO}-{PRDT}"))["orders"]
+        open_at_kis = [(o["price"], o["qty"] - o["filled"] - o["cancelled"]) for o in at_kis]
+        self.assertEqual([x for x in open_at_kis if x[1]], [(70100, 2)], at_kis)
+        # Re-pricing part of an order would split it at KIS into two prices: refused with the reason.
+        self.assert_error(await self.gw.post(f"/v1/orders/{order_id}/modify", json={"qty": 1, "price": 70200}), 400,
+                          "INVALID_QTY")
+        r = await self.gw.post(f"/v1/orders/{order_id}/cancel")
+        self.assertEqual((r.status_code, r.json()["status"], r.json()["cancelled_qty"]), (200, "CANCELLED", 2))
 
     async def test_terminal_and_invalid_transitions(self) -> None:
         filled = (await self.post(ORDER, key="f")).json()["order_id"]

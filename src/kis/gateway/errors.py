@@ -8,6 +8,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kis.logs import get_logger
@@ -57,6 +59,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
         return ApiError(exc.status_code, code, str(exc.detail)).response()
+
+    async def _storage(request: Request, exc: Exception) -> FastJSONResponse:
+        # The database is down, locked or out of connections. Whatever was being written either committed
+        # or not as a whole; a retry with the same Idempotency-Key is answered from whatever did commit.
+        log.error("storage_unavailable", path=request.url.path, error=type(exc).__name__)
+        return ApiError(503, "STORAGE_UNAVAILABLE", "the gateway's database is unavailable; retry",
+                        retryable=True).response()
+
+    for storage_error in (OperationalError, InterfaceError, SqlTimeoutError):
+        app.add_exception_handler(storage_error, _storage)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
