@@ -40,6 +40,18 @@ class UnknownOutcomeTest(OrderCase):
         self.assertIn("order_outcome_unknown", events)
         self.assertIn("reconcile_order_linked", events)
 
+    async def test_success_without_an_order_number_is_reconciled(self) -> None:
+        # A server that says "sent" but gives no ODNO: the order exists somewhere, so it is found, not resent.
+        await self.admin("POST", "/faults", {"order_answer_no_odno": 1})
+        order_id = (await self.post(ORDER, key="no-odno")).json()["order_id"]
+        order = await self.wait_status(order_id, "FILLED", timeout=15)
+        self.assertRegex(order["broker_order_no"] or "", r"^\d{10}$")
+        self.assertEqual((await self.admin("GET", "/stats"))["orders"], 1)
+        async with self.trading.sessions() as s:
+            events = [e.event_type for e in (await s.scalars(select(EventLog).where(
+                EventLog.correlation_id == order["correlation_id"]))).all()]
+        self.assertIn("order_outcome_unknown", events)
+
     async def test_unknown_that_never_reached_kis_is_rejected(self) -> None:
         # A 5xx before KIS acted: the gateway cannot know that, so the order is UNKNOWN until reconciled.
         await self.admin("POST", "/faults", {"order_fail_unprocessed": 1})

@@ -390,3 +390,32 @@ class RatePacerTest(unittest.IsolatedAsyncioTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OrderAnswerTest(unittest.TestCase):
+    """Order numbers and order answers as different KIS-compatible servers spell them."""
+
+    def test_order_numbers_have_one_spelling(self) -> None:
+        from kis.broker.orders import odno
+
+        self.assertEqual(odno("0001569157"), "0001569157")
+        self.assertEqual(odno("6635"), "0000006635")  # paper samples send it bare
+        self.assertEqual(odno(" 0000006635 "), "0000006635")
+        for none in ("", "0000000000", None, "   "):
+            self.assertEqual(odno(none), "", none)  # "no original order"
+
+    def test_ack_without_order_number_is_an_unknown_outcome(self) -> None:
+        from kis.broker.orders import KisOrderApi
+        from kis.broker.rest import KisResponse
+
+        api = KisOrderApi(None, paper=False)  # type: ignore[arg-type]  # only the answer parser is used
+        ok = api._ack(KisResponse({"rt_cd": "0", "output": {"KRX_FWDG_ORD_ORGNO": "06010", "ODNO": "1569157",
+                                                            "ORD_TMD": "155211"}}, ""))
+        self.assertEqual((ok.order_no, ok.branch, ok.order_time), ("0001569157", "06010", "155211"))
+        lower = api._ack(KisResponse({"rt_cd": "0", "output": {"odno": "0001569157", "krx_fwdg_ord_orgno": "06010"}},
+                                     ""))
+        self.assertEqual(lower.order_no, "0001569157")
+        for output in ({}, {"ODNO": ""}, {"ODNO": "0000000000"}):
+            with self.assertRaises(KisServerError) as ctx:
+                api._ack(KisResponse({"rt_cd": "0", "output": output}, ""))
+            self.assertFalse(ctx.exception.outcome_known)  # the executor makes it UNKNOWN, never resubmits

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kis.broker import fields as F
 from kis.broker import trids as T
+from kis.broker.errors import KisServerError
 from kis.broker.pacing import Priority
 from kis.broker.rest import KisResponse, KisRestClient
 
@@ -109,6 +110,20 @@ class BrokerNotice:
     order_qty: int
 
 
+def odno(value: object) -> str:
+    """One spelling of a KIS order number, whichever a server sends: answers, notices and daily-ccld pad it to
+    10 digits, paper samples send it bare ("6635"); an all-zero or blank original order number means none."""
+    text = str(value or "").strip()
+    if text.isdigit():
+        return "" if int(text) == 0 else text.zfill(10)
+    return text
+
+
+def _cursor(body: dict[str, object], key: str) -> str:
+    """A paging cursor; KIS sends these keys lowercase, some servers echo the request's UPPERCASE."""
+    return str(body.get(key, body.get(key.upper(), "")) or "")
+
+
 def _int(text: object) -> int:
     try:
         return int(float(str(text).strip() or "0"))
@@ -131,7 +146,7 @@ def parse_notice(plaintext: str) -> BrokerNotice | None:
     idx = {name: i for i, name in enumerate(F.H0STCNI0)}
     is_fill = v[idx["CNTG_YN"]] == "2"
     return BrokerNotice(
-        account=v[idx["ACNT_NO"]], order_no=v[idx["ODER_NO"]].strip(), orig_order_no=v[idx["OODER_NO"]].strip(),
+        account=v[idx["ACNT_NO"]], order_no=odno(v[idx["ODER_NO"]]), orig_order_no=odno(v[idx["OODER_NO"]]),
         side=SIDE_NAME.get(v[idx["SELN_BYOV_CLS"]], "?"), rvse_cncl=v[idx["RCTF_CLS"]],
         symbol=v[idx["STCK_SHRN_ISCD"]].strip(), is_fill=is_fill, refused=v[idx["RFUS_YN"]] == "1",
         qty=_int(v[idx["CNTG_QTY"]]), price=_int(v[idx["CNTG_UNPR"]]), time=v[idx["STCK_CNTG_HOUR"]],
@@ -148,7 +163,12 @@ class KisOrderApi:
         out = r.body.get("output") or {}
         # Order answers use UPPERCASE keys; accept lowercase too in case a server normalises them.
         get = lambda k: str(out.get(k, out.get(k.lower(), ""))).strip()  # noqa: E731
-        return BrokerAck(order_no=get("ODNO"), branch=get("KRX_FWDG_ORD_ORGNO"), order_time=get("ORD_TMD"),
+        order_no = odno(get("ODNO"))
+        if not order_no:
+            # "Success" without an order number: something may have been placed that we cannot identify, so
+            # the outcome is unknown (reconciliation finds it) — never "not placed", never resubmitted.
+            raise KisServerError("NO_ODNO", "KIS answered success without an order number (ODNO)", 200)
+        return BrokerAck(order_no=order_no, branch=get("KRX_FWDG_ORD_ORGNO"), order_time=get("ORD_TMD"),
                          latency_ms=r.elapsed_ms)
 
     async def place_cash(self, account: AccountRef, symbol: str, side: str, order_type: str, qty: int,
@@ -187,8 +207,8 @@ class KisOrderApi:
                                      priority=priority)
             for row in r.body.get("output1") or []:
                 rows.append(BrokerOrderRow(
-                    order_date=str(row.get("ord_dt", "")), order_no=str(row.get("odno", "")).strip(),
-                    orig_order_no=str(row.get("orgn_odno", "")).strip(),
+                    order_date=str(row.get("ord_dt", "")), order_no=odno(row.get("odno")),
+                    orig_order_no=odno(row.get("orgn_odno")),
                     side=SIDE_NAME.get(str(row.get("sll_buy_dvsn_cd", "")), "?"), symbol=str(row.get("pdno", "")),
                     qty=_int(row.get("ord_qty")), price=_int(row.get("ord_unpr")),
                     order_time=str(row.get("ord_tmd", "")),
@@ -199,8 +219,8 @@ class KisOrderApi:
                     order_dvsn=str(row.get("ord_dvsn_cd", ""))))
             if not r.has_more:
                 break
-            fk = str(r.body.get("ctx_area_fk100", ""))
-            nk = str(r.body.get("ctx_area_nk100", ""))
+            fk = _cursor(r.body, "ctx_area_fk100")
+            nk = _cursor(r.body, "ctx_area_nk100")
             tr_cont = "N"
         return rows
 
@@ -235,7 +255,7 @@ class KisOrderApi:
                     pnl_total=_int(first.get("evlu_pfls_smtl_amt")))
             if not r.has_more:
                 break
-            fk = str(r.body.get("ctx_area_fk100", ""))
-            nk = str(r.body.get("ctx_area_nk100", ""))
+            fk = _cursor(r.body, "ctx_area_fk100")
+            nk = _cursor(r.body, "ctx_area_nk100")
             tr_cont = "N"
         return positions, summary

@@ -19,6 +19,7 @@ class Faults:
     order_answer_delay_ms: float = 0.0  # order-cash/rvsecncl answers wait this long after the order is placed
     order_answer_lost: int = 0  # the next N order calls are executed, then answered HTTP 500 EGW00002
     order_fail_unprocessed: int = 0  # the next N order calls fail HTTP 500 EGW00002 before anything happens
+    order_answer_no_odno: int = 0  # the next N order calls are executed, then answered "success" with no ODNO
 
     @classmethod
     def names(cls) -> list[str]:

@@ -538,8 +538,11 @@ class SimRestApp:
         if faults.order_answer_delay_ms > 0:
             await asyncio.sleep(faults.order_answer_delay_ms / 1000)
         msg_cd, msg1 = MSG_ORDER_SENT
-        return kis_json({"rt_cd": "0", "msg_cd": msg_cd, "msg1": pad_msg(msg1), "output": {
-            "KRX_FWDG_ORD_ORGNO": "06010", "ODNO": order.odno, "ORD_TMD": order.ord_tmd}}, tr_id=call.tr_id)
+        output = {"KRX_FWDG_ORD_ORGNO": "06010", "ODNO": order.odno, "ORD_TMD": order.ord_tmd}
+        if faults.order_answer_no_odno > 0:
+            faults.order_answer_no_odno -= 1
+            output = {"KRX_FWDG_ORD_ORGNO": "06010", "ODNO": "", "ORD_TMD": order.ord_tmd}
+        return kis_json({"rt_cd": "0", "msg_cd": msg_cd, "msg1": pad_msg(msg1), "output": output}, tr_id=call.tr_id)
 
     async def order_buy(self, call: Call) -> Response:
         return await self._order_cash(call, BUY)
