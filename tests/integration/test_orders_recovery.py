@@ -93,6 +93,40 @@ class InFlightSubmitTest(OrderCase):
         self.assertEqual((await self.admin("GET", "/stats"))["orders"], 1)
 
 
+class ExecutorStopTest(OrderCase):
+    """Losing the session mid-burst: submits waiting for a pacing slot go back to the queue (KIS never saw
+    them), submits already sent finish; nothing is left half-sent, nothing is lost or sent twice."""
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_REST_RATE_PER_S": "2", "KIS_RECONCILE_INTERVAL_S": "3600"}
+
+    async def test_stop_mid_burst_requeues_unsent_submits(self) -> None:
+        ids = [(await self.post(ORDER, key=f"burst-{i}")).json()["order_id"] for i in range(8)]
+
+        async def one_at_kis() -> bool:
+            return (await self.admin("GET", "/stats"))["orders"] >= 1
+
+        await wait_until(one_at_kis, 10, message="the burst has started")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await self.trading.demote()
+        self.assertLess(loop.time() - t0, 5.0)  # the slot waiters were not waited for
+        at_kis = (await self.admin("GET", "/stats"))["orders"]
+        states = [(await self.gw.get(f"/v1/orders/{i}")).json()["status"] for i in ids]
+        self.assertNotIn("SUBMITTING", states)
+        self.assertNotIn("UNKNOWN", states)
+        self.assertEqual(sum(s != "ACCEPTED" for s in states), at_kis, states)
+        self.assertGreater(states.count("ACCEPTED"), 0, states)
+        async with self.trading.sessions() as s:
+            deferred = (await s.scalars(select(EventLog).where(EventLog.event_type == "order_submit_deferred"))).all()
+        self.assertTrue(any("EXECUTOR_STOPPED" in e.payload_json for e in deferred))
+        # The next owner (here: this one again) submits what was put back — each order once.
+        await self.trading.promote()
+        for order_id in ids:
+            await self.wait_status(order_id, "FILLED", timeout=20)
+        self.assertEqual((await self.admin("GET", "/stats"))["orders"], 8)
+
+
 class FillRecordingTest(OrderCase):
     """Fills recorded concurrently (notices, reconciliation) are neither lost nor counted twice."""
 

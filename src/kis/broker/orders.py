@@ -6,6 +6,7 @@ only this module knows order-cash / order-rvsecncl / inquire-daily-ccld / inquir
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kis.broker import fields as F
@@ -172,14 +173,14 @@ class KisOrderApi:
                          latency_ms=r.elapsed_ms)
 
     async def place_cash(self, account: AccountRef, symbol: str, side: str, order_type: str, qty: int,
-                         price: int | None) -> BrokerAck:
+                         price: int | None, on_wire: Callable[[], None] | None = None) -> BrokerAck:
         tr = (T.ORDER_BUY if side == "BUY" else T.ORDER_SELL).current(self.paper)
         body = {"CANO": account.cano, "ACNT_PRDT_CD": account.prdt, "PDNO": symbol,
                 "ORD_DVSN": ORD_DVSN[order_type], "ORD_QTY": str(qty),
                 "ORD_UNPR": str(price if order_type == "LIMIT" and price else 0), "EXCG_ID_DVSN_CD": "KRX"}
         if side == "SELL":
             body["SLL_TYPE"] = "01"
-        r = await self.rest.call("POST", T.ORDER_CASH_PATH, tr, body=body, priority=Priority.ORDER)
+        r = await self.rest.call("POST", T.ORDER_CASH_PATH, tr, body=body, priority=Priority.ORDER, on_wire=on_wire)
         return self._ack(r)
 
     async def revise(self, account: AccountRef, branch: str, order_no: str, order_type: str, price: int | None,

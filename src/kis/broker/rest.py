@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +54,18 @@ class KisRestClient:
 
     async def call(self, method: str, path: str, tr_id: str, *, params: dict[str, str] | None = None,
                    body: dict[str, Any] | None = None, tr_cont: str = "", priority: Priority = Priority.QUOTE,
-                   max_wait: float | None = None) -> KisResponse:
-        """One KIS call. Token errors refresh and retry once (KIS did not process the call)."""
+                   max_wait: float | None = None, on_wire: Callable[[], None] | None = None) -> KisResponse:
+        """One KIS call. Token errors refresh and retry once (KIS did not process the call).
+
+        ``on_wire`` is called just before the request leaves: until then, cancelling the call is known to
+        have sent nothing (a write may be requeued); after it, the outcome of a cancelled write is unknown.
+        """
         for attempt in (1, 2):
             # Token first, then the slot: calls queued behind a token issuance must not leave together.
             token = await self.tokens.get(max_wait)
             await self.pacer.acquire(priority, max_wait)
+            if on_wire is not None:
+                on_wire()
             try:
                 return await self._send(method, path, tr_id, token, params, body, tr_cont)
             except (TokenExpiredError, TokenInvalidError):

@@ -13,7 +13,6 @@ before the submit's own answer (they wait, keyed by KIS order number, until the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import defaultdict
 from typing import Any
@@ -45,6 +44,7 @@ NOT_PROCESSED = (RestRateLimitCooldownError, TokenExpiredError, TokenInvalidErro
 CONFIG_ERRORS = (CredentialsError, TrMismatchError)
 CONCURRENCY = 4
 EARLY_NOTICE_TTL_S = 120.0
+STOP_ANSWER_WAIT_S = 10.0  # on stop, how long submits already sent may wait for KIS's answer
 
 
 class OrderExecutor:
@@ -55,6 +55,7 @@ class OrderExecutor:
         self.audit = orders.audit
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._on_wire: set[asyncio.Task[None]] = set()  # submits whose request has left for KIS
         # Orders whose submit is waiting for KIS's answer in this process: SUBMITTING, but not unknown.
         self.inflight_ids: set[str] = set()
         self._early: dict[str, list[tuple[float, BrokerNotice]]] = defaultdict(list)
@@ -82,12 +83,22 @@ class OrderExecutor:
         self.orders.wakeup.set()
 
     async def stop(self) -> None:
+        """Stop claiming. Submits still waiting for a token or a pacing slot are put back in the queue (KIS
+        never saw them); submits already sent get one shared deadline to hear KIS's answer."""
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
         for task in list(self._inflight):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 10)
+            if task not in self._on_wire:
+                task.cancel()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=STOP_ANSWER_WAIT_S)
+        for task in list(self._inflight):
+            # Still no answer: cancelled on the wire, the order stays SUBMITTING and the next owner treats
+            # its outcome as unknown (reconciliation, never a resubmit).
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -128,6 +139,7 @@ class OrderExecutor:
                 task = asyncio.create_task(self._submit_tracked(claimed))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(self._on_wire.discard)
 
     async def _claim(self, o: Order) -> Order | None:
         now = self.clock.now()
@@ -155,8 +167,16 @@ class OrderExecutor:
         broker = self.orders.broker
         assert broker is not None
         account = self.orders.accounts.resolve(o.account_no).ref
+        task = asyncio.current_task()
         try:
-            ack = await broker.place_cash(account, o.symbol, o.side, o.order_type, o.qty, o.price)
+            ack = await broker.place_cash(account, o.symbol, o.side, o.order_type, o.qty, o.price,
+                                          on_wire=lambda: self._on_wire.add(task))  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            if task not in self._on_wire:
+                # Stopped while waiting for a token or a slot: nothing left for KIS, so back to the queue.
+                await self._set(o, "submit_not_processed", {"submit_started_at": None}, "order_submit_deferred",
+                                {"code": "EXECUTOR_STOPPED"})
+            raise
         except NOT_PROCESSED as err:
             await self._set(o, "submit_not_processed", {"submit_started_at": None}, "order_submit_deferred",
                             {"code": err.code})
