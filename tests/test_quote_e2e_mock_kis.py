@@ -286,6 +286,45 @@ class MarketOpenQuoteTest(QuoteGatewayCase):
         status = await self.get_ok("/v1/session/status")
         self.assertIn("H0STCNT0:035720", status["ws"]["subscriptions_held"])
 
+    async def test_a_streamed_symbol_is_not_evicted_by_on_demand_lookups(self) -> None:
+        from kis.sim.symbols import KRX_SYMBOLS
+
+        await self.wait_streaming()
+        streamed = "035720"
+        others = [s.code for s in KRX_SYMBOLS if s.code not in (streamed, "005930", "000660")][:45]
+        got: list[dict[str, Any]] = []
+        batch_done = asyncio.Event()
+
+        async def client() -> None:
+            async with self.gw.stream("GET", f"/v1/stream/quotes?symbols={streamed}") as r:
+                event = None
+                async for line in r.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line.split(":", 1)[1].strip()
+                    elif line.startswith("data:") and event == "quote" and batch_done.is_set():
+                        got.append(json.loads(line.split(":", 1)[1]))
+                        if len(got) >= 2:
+                            return
+
+        task = asyncio.create_task(client())
+        try:
+            await wait_until(lambda: self.quote_metrics_sync_clients() == 1, 10, message="the stream client")
+            # 45 other symbols through the 41-slot LRU: every unheld on-demand slot turns over.
+            r = await self.gw.get("/v1/quotes", params={"symbols": ",".join(others)})
+            self.assertEqual(r.status_code, 200, r.text)
+            batch_done.set()
+            sessions = (await self.sim_stats())["ws"]["sessions"]
+            self.assertIn(f"H0STCNT0:{streamed}", sessions[0]["subscriptions"])
+            self.assertLessEqual(len(sessions[0]["subscriptions"]), 41)
+            await asyncio.wait_for(task, 15)  # and it keeps streaming
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.assertEqual({(q["symbol"], q["source"]) for q in got}, {(streamed, "kis-ws")})
+
+    def quote_metrics_sync_clients(self) -> int:
+        return self.runtime.fanout.clients
+
     async def test_sse_two_clients_one_kis_subscription(self) -> None:
         await self.wait_streaming()
         received: list[list[dict[str, Any]]] = [[], []]

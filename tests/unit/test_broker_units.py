@@ -235,6 +235,25 @@ class SlotAllocatorTest(unittest.TestCase):
         self.assertEqual(slots.pin(self.k(3)), [])  # pinning again is a no-op
         self.assertEqual(slots.touch(self.k(3)), [])
 
+    def test_held_keys_are_not_evicted_until_unheld(self) -> None:
+        slots = SlotAllocator(3)
+        slots.hold(self.k(1))  # a stream client reads it
+        slots.hold(self.k(1))  # and a second one
+        slots.touch(self.k(2))
+        slots.touch(self.k(3))
+        self.assertEqual(slots.touch(self.k(4)), [self.k(2)])  # k1 is the oldest, but held
+        self.assertEqual(slots.touch(self.k(5)), [self.k(3)])
+        slots.hold(self.k(4))
+        slots.hold(self.k(5))
+        with self.assertRaises(OverflowError):
+            slots.touch(self.k(6))  # nothing evictable: the caller falls back to REST
+        slots.unhold(self.k(1))
+        with self.assertRaises(OverflowError):
+            slots.touch(self.k(6))  # one holder is still reading k1
+        slots.unhold(self.k(1))
+        self.assertEqual(slots.touch(self.k(6)), [self.k(1)])
+        self.assertEqual(set(slots.keys()), {self.k(4), self.k(5), self.k(6)})
+
     def test_pin_promotes_an_on_demand_key_and_remove(self) -> None:
         slots = SlotAllocator(3)
         slots.touch(self.k(1))

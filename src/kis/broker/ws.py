@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,12 +76,14 @@ class WsStats:
 
 
 class SlotAllocator:
-    """At most ``capacity`` keys; pinned keys are never evicted, others leave least-recently-used first."""
+    """At most ``capacity`` keys; pinned keys are never evicted, held keys (a stream client is reading them)
+    not while held, others leave least-recently-used first."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.pinned: dict[Key, None] = {}  # insertion-ordered set
         self.lru: OrderedDict[Key, None] = OrderedDict()
+        self.holds: Counter[Key] = Counter()
 
     def __contains__(self, key: object) -> bool:
         return key in self.pinned or key in self.lru
@@ -119,16 +121,33 @@ class SlotAllocator:
         self.lru[key] = None
         return evicted
 
-    def _make_room(self) -> list[Key]:
-        evicted = []
-        while len(self) >= self.capacity and self.lru:
-            old, _ = self.lru.popitem(last=False)
-            evicted.append(old)
+    def hold(self, key: Key) -> list[Key]:
+        """Use ``key`` and keep it until as many ``unhold`` calls; returns the keys evicted to make room."""
+        evicted = self.touch(key)
+        self.holds[key] += 1
         return evicted
+
+    def unhold(self, key: Key) -> None:
+        if self.holds[key] <= 1:
+            del self.holds[key]
+        else:
+            self.holds[key] -= 1
+
+    def _make_room(self) -> list[Key]:
+        if len(self) < self.capacity:
+            return []
+        free = [k for k in self.lru if k not in self.holds]
+        need = len(self) - self.capacity + 1
+        if len(free) < need:
+            raise OverflowError("every slot is pinned or held")
+        for old in free[:need]:
+            del self.lru[old]
+        return free[:need]
 
     def remove(self, key: Key) -> None:
         self.pinned.pop(key, None)
         self.lru.pop(key, None)
+        self.holds.pop(key, None)
 
 
 FrameHandler = Callable[[ParsedFrame], None]
@@ -225,11 +244,29 @@ class KisWsClient:
             self._queue(key, "1")
         return True
 
+    def hold(self, tr_id: str, tr_key: str) -> bool:
+        """Subscribe and keep the key from eviction until ``unhold`` (a stream client reads it). False if no
+        slot can be made."""
+        key = (tr_id, tr_key)
+        try:
+            evicted = self.slots.hold(key)
+        except OverflowError:
+            return False
+        for old in evicted:
+            self._queue(old, "2")
+        if key not in self._sent:
+            self._queue(key, "1")
+        return True
+
+    def unhold(self, tr_id: str, tr_key: str) -> None:
+        """The key stays subscribed (least recently used first to go) but can be evicted again."""
+        self.slots.unhold((tr_id, tr_key))
+
     def release(self, tr_id: str, tr_key: str) -> bool:
         """Give back an on-demand slot: unsubscribed on the live socket (or when its ACK arrives). Pinned
         keys are never released this way; returns False for them and for keys that hold no slot."""
         key = (tr_id, tr_key)
-        if key in self.slots.pinned or key not in self.slots:
+        if key in self.slots.pinned or key in self.slots.holds or key not in self.slots:
             return False
         self.slots.remove(key)
         self._queue(key, "2")

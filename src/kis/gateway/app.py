@@ -101,9 +101,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, con
         first = await svc.quotes(symbols)  # validates, subscribes on demand, and gives each client a start
         names = [q["symbol"] for q in first["quotes"]]
         rt = request.app.state.runtime
-        queue = rt.fanout.subscribe(names)
 
         async def events() -> AsyncIterator[dict[str, str]]:
+            # Taken here, not before: a generator that never starts never runs its ``finally``.
+            queue = rt.fanout.subscribe(names)
+            held = rt.quotes.hold(names)  # a streamed symbol keeps its realtime slot while this client reads
             try:
                 for q in first["quotes"]:
                     yield {"event": "quote", "data": orjson.dumps(q).decode()}
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None, con
                            "data": orjson.dumps(q.as_dict(rt.clock.monotonic(), True)).decode()}
             finally:
                 rt.fanout.unsubscribe(names, queue)
+                rt.quotes.unhold(held)
 
         return EventSourceResponse(events())
 

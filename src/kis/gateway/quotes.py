@@ -241,6 +241,22 @@ class QuoteService:
         new = key not in self.ws.slots
         return self.ws.want(*key) and new
 
+    def hold(self, symbols: list[str], exchange: str = "NAS") -> list[str]:
+        """Keep ``symbols`` streaming while a stream client reads them (on-demand lookups cannot evict
+        them); returns those that got a slot, for ``unhold``."""
+        held = []
+        for symbol in symbols:
+            market, sym = self.classify(symbol)
+            if self.ws is not None and self.ws.hold(*self._key(market, sym, exchange)):
+                held.append(symbol)
+        return held
+
+    def unhold(self, symbols: list[str], exchange: str = "NAS") -> None:
+        for symbol in symbols:
+            market, sym = self.classify(symbol)
+            if self.ws is not None:
+                self.ws.unhold(*self._key(market, sym, exchange))
+
     def _release(self, market: str, sym: str, exchange: str) -> None:
         """Give back an on-demand slot (never a pinned KIS_WS_SYMBOLS one)."""
         if self.ws is not None:
