@@ -342,3 +342,20 @@ class PortfolioTest(OrderCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NotConfiguredTest(OrderCase):
+    """Seed 000 §6: without a KIS connection the portfolio answers 503 PORTFOLIO_PROVIDER_NOT_CONFIGURED,
+    and orders say why they cannot run — nothing is accepted that could never be sent."""
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_ENV": "live", "KIS_APP_KEY": "", "KIS_APP_SECRET": ""}
+
+    async def test_portfolio_and_orders_without_kis(self) -> None:
+        for path in ("/v1/balances?account_id=A1", "/v1/positions?account_id=A1", "/v1/balances", "/v1/positions"):
+            self.assert_error(await self.gw.get(path), 503, "PORTFOLIO_PROVIDER_NOT_CONFIGURED")
+        self.assert_error(await self.post(ORDER, key="nc"), 503, "KIS_NOT_CONFIGURED")
+        self.assertEqual((await self.gw.get("/v1/orders")).json(), [])
+        status = (await self.gw.get("/v1/session/status")).json()
+        self.assertIn("KIS_APP_KEY and KIS_APP_SECRET are required", str(status))
+        self.assertEqual(await self.broker_order_calls(), 0)
