@@ -233,23 +233,16 @@ class KisWsClient:
 
     def want(self, tr_id: str, tr_key: str) -> bool:
         """Subscribe on demand (LRU). Returns False if no slot can be made."""
-        key = (tr_id, tr_key)
-        try:
-            evicted = self.slots.touch(key)
-        except OverflowError:
-            return False
-        for old in evicted:
-            self._queue(old, "2")
-        if key not in self._sent:
-            self._queue(key, "1")
-        return True
+        return self._take((tr_id, tr_key), self.slots.touch)
 
     def hold(self, tr_id: str, tr_key: str) -> bool:
         """Subscribe and keep the key from eviction until ``unhold`` (a stream client reads it). False if no
         slot can be made."""
-        key = (tr_id, tr_key)
+        return self._take((tr_id, tr_key), self.slots.hold)
+
+    def _take(self, key: Key, allocate: Callable[[Key], list[Key]]) -> bool:
         try:
-            evicted = self.slots.hold(key)
+            evicted = allocate(key)
         except OverflowError:
             return False
         for old in evicted:
