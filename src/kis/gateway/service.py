@@ -51,7 +51,7 @@ class GatewayService:
             "embedded_simulator": bool(ep and ep.embedded_sim),
             "rest_url": ep.rest_url if ep else None,
             "ws_url": ep.ws_url if ep else None,
-            "account": mask_account(ep.account_no.replace("-", "")) if ep and ep.account_no else None,
+            "account": mask_account(ep.account_no) if ep and ep.account_no else None,
             "token": rt.tokens.token_state if rt.tokens else None,
             "ws": {
                 "state": ws.stats.state if ws else "disabled",
