@@ -359,3 +359,45 @@ class NotConfiguredTest(OrderCase):
         status = (await self.gw.get("/v1/session/status")).json()
         self.assertIn("KIS_APP_KEY and KIS_APP_SECRET are required", str(status))
         self.assertEqual(await self.broker_order_calls(), 0)
+
+
+class LiveGateCase(OrderCase):
+    """KIS_ENV=live against a KIS-compatible server (the simulator, through KIS_REST_URL/KIS_WS_URL only)."""
+
+    def live_env(self) -> dict[str, str]:
+        return {}
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_ENV": "live", "KIS_REST_URL": self.server.rest_url, "KIS_WS_URL": self.server.ws_url,
+                "KIS_HTS_ID": "simhtsid", **self.live_env()}
+
+
+class LiveDisabledByDefaultTest(LiveGateCase):
+    async def test_live_orders_need_an_explicit_enable(self) -> None:
+        self.assert_error(await self.post(ORDER, key="live-1"), 403, "LIVE_DISABLED")
+        check = (await self.gw.post("/v1/risk/check", json=ORDER)).json()
+        self.assertEqual((check["allowed"], check["code"]), (False, "LIVE_DISABLED"))
+        self.assertEqual(await self.broker_order_calls(), 0)
+        self.assertEqual((await self.gw.get("/v1/orders")).json(), [])
+
+
+class LiveEnabledOtherAccountTest(LiveGateCase):
+    def live_env(self) -> dict[str, str]:
+        return {"KIS_LIVE_TRADING_ENABLED": "true", "KIS_LIVE_ACCOUNT_ALLOWLIST": "87654321-01"}
+
+    async def test_an_account_off_the_allowlist_is_refused(self) -> None:
+        self.assert_error(await self.post(ORDER, key="live-2"), 403, "LIVE_DISABLED")
+        self.assertEqual(await self.broker_order_calls(), 0)
+
+
+class LiveEnabledAllowlistedTest(LiveGateCase):
+    def live_env(self) -> dict[str, str]:
+        return {"KIS_LIVE_TRADING_ENABLED": "true", "KIS_LIVE_ACCOUNT_ALLOWLIST": f"{CANO}-{PRDT}"}
+
+    async def test_enabled_and_allowlisted_trades_with_live_tr_ids(self) -> None:
+        r = await self.post(ORDER, key="live-3")
+        self.assertEqual(r.status_code, 201, r.text)
+        await self.wait_status(r.json()["order_id"], "FILLED")
+        stats = await self.admin("GET", "/stats")
+        self.assertEqual(stats["rest_calls"].get("TTTC0012U"), 1)  # the live buy TR, not the paper one
+        self.assertEqual(await self.broker_order_calls(), 1)

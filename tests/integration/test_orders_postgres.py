@@ -60,6 +60,10 @@ class PgInFlightSubmitTest(PostgresGateway, recovery.InFlightSubmitTest):
     pass
 
 
+class PgExecutorStopTest(PostgresGateway, recovery.ExecutorStopTest):
+    pass
+
+
 class PgFillRecordingTest(PostgresGateway, recovery.FillRecordingTest):
     pass
 
