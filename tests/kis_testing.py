@@ -104,6 +104,10 @@ class GatewayTestCase(SimTestCase):
     def gateway_env(self) -> dict[str, str]:
         return {}
 
+    def gateway_clock(self) -> Any:
+        """The gateway's clock (default: the system clock); a test that crosses a trading day shifts one."""
+        return None
+
     async def asyncSetUp(self) -> None:
         import socket
         import tempfile
@@ -120,7 +124,7 @@ class GatewayTestCase(SimTestCase):
                "KIS_STATE_DIR": f"{self._tmp.name}/state", "KIS_WS_SYMBOLS": "005930,000660",
                **self.gateway_env()}
         settings = Settings(**{k.lower(): v for k, v in env.items()})
-        self.app = create_app(settings, configure_logs=False, sim_server=self.server)
+        self.app = create_app(settings, clock=self.gateway_clock(), configure_logs=False, sim_server=self.server)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -64,6 +64,10 @@ class PgExecutorStopTest(PostgresGateway, recovery.ExecutorStopTest):
     pass
 
 
+class PgDayRolloverTest(PostgresGateway, recovery.DayRolloverTest):
+    pass
+
+
 class PgFillRecordingTest(PostgresGateway, recovery.FillRecordingTest):
     pass
 

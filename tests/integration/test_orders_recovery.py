@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 from sqlalchemy import select
 
 from integration.test_orders_api import ORDER, OrderCase
+from kis.clock import KST, OffsetClock
 from kis.storage.models import EventLog, Fill
 from kis_testing import APP_KEY, APP_SECRET, CANO, PRDT, wait_until
 
@@ -125,6 +127,73 @@ class ExecutorStopTest(OrderCase):
         for order_id in ids:
             await self.wait_status(order_id, "FILLED", timeout=20)
         self.assertEqual((await self.admin("GET", "/stats"))["orders"], 8)
+
+
+class DayRolloverTest(OrderCase):
+    """The gateway and KIS cross midnight together (both clocks move a day): day orders do not carry over,
+    and an order is only ever reconciled against KIS's orders of its own trading day."""
+
+    def gateway_clock(self) -> OffsetClock:
+        # Both clocks start at 23:59:50 today: crossing midnight then takes a 20 s step, which leaves tokens
+        # and the session lease valid (a whole day's jump would expire the token at once).
+        start = datetime.combine(datetime.now(KST).date(), time(23, 59, 50), KST)
+        self.clock = OffsetClock()
+        self.clock.set_now(start)
+        self.server.sim.clock.set_now(start)
+        return self.clock
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"KIS_RECONCILE_INTERVAL_S": "3600", "KIS_UNKNOWN_ORDER_GRACE_S": "600"}
+
+    async def next_day(self) -> None:
+        self.clock.advance(20)
+        await self.admin("POST", "/clock", {"advance_s": 20})
+
+    async def events_of(self, order: dict[str, Any]) -> list[str]:
+        async with self.trading.sessions() as s:
+            return [e.event_type for e in (await s.scalars(select(EventLog).where(
+                EventLog.correlation_id == order["correlation_id"]).order_by(EventLog.id))).all()]
+
+    async def test_unsent_orders_are_not_sent_the_next_day(self) -> None:
+        await self.trading.demote()  # accepted, then the session is lost before it is sent
+        stale = (await self.post(ORDER, key="yesterday")).json()["order_id"]
+        await self.next_day()
+        await self.trading.promote()
+        order = await self.wait_status(stale, "CANCELLED")
+        self.assertEqual((order["reject_code"], order["cancelled_qty"], order["filled_qty"]), ("EXPIRED_UNSENT", 1, 0))
+        self.assertIn("order_expired", await self.events_of(order))
+        today = (await self.post(ORDER, key="today")).json()["order_id"]
+        await self.wait_status(today, "FILLED")
+        self.assertEqual(await self.broker_order_calls(), 1)  # only today's order reached KIS
+
+    async def test_a_resting_order_ends_with_its_day(self) -> None:
+        st = await self.admin("GET", "/market/005930")
+        r = await self.post({**ORDER, "qty": 3, "price": st["lower"]}, key="rest")
+        order_id = (await self.wait_status(r.json()["order_id"], "SUBMITTED"))["order_id"]
+        await self.next_day()
+        self.assertEqual((await self.gw.post("/v1/orders/reconcile")).status_code, 200)
+        order = await self.wait_status(order_id, "CANCELLED")
+        self.assertEqual((order["cancelled_qty"], order["filled_qty"], order["remaining_qty"]), (3, 0, 0))
+        self.assertIn("order_expired", await self.events_of(order))
+        account = await self.admin("GET", f"/accounts/{CANO}-{PRDT}")
+        self.assertEqual(account["reserved_cash"], 0)  # KIS ended it too
+
+    async def test_yesterdays_unknown_order_is_found_in_yesterdays_orders(self) -> None:
+        await self.trading.reconciler.stop()  # nobody settles it before midnight
+        await self.admin("POST", "/faults", {"order_answer_lost": 1})
+        order_id = (await self.post(ORDER, key="lost")).json()["order_id"]
+        await self.wait_status(order_id, "UNKNOWN")
+        async def filled_at_kis() -> bool:
+            orders = (await self.admin("GET", f"/accounts/{CANO}-{PRDT}"))["orders"]
+            return len(orders) == 1 and orders[0]["filled"] == 1
+
+        await wait_until(filled_at_kis, 10, message="the order filled at KIS")
+        await self.next_day()  # today's daily orders at KIS are empty: only yesterday's can settle it
+        self.assertEqual((await self.gw.post("/v1/orders/reconcile")).status_code, 200)
+        order = await self.wait_status(order_id, "FILLED", "REJECTED")
+        self.assertEqual((order["status"], order["filled_qty"]), ("FILLED", 1))
+        self.assertIn("reconcile_order_linked", await self.events_of(order))
+        self.assertEqual((await self.admin("GET", "/stats"))["orders"], 1)
 
 
 class FillRecordingTest(OrderCase):

@@ -39,6 +39,21 @@ class ExchangeTest(unittest.TestCase):
         self.assertEqual(order.filled, 10)
         self.assertEqual(self.acct.cash, 100_000_000 - 10 * (limit - 100))
 
+    def test_open_orders_end_with_their_trading_day(self) -> None:
+        st = self.market.krx["005930"]
+        limit = st.price - 1_000
+        resting = self.ex.place(self.acct, "005930", BUY, LIMIT, 10, limit, NOW)
+        self.assertEqual(self.acct.reserved_cash, 10 * limit)
+        self.assertEqual(self.ex.end_day("20261123"), 0)  # same day: nothing ends
+        self.assertEqual(self.ex.end_day("20261124"), 1)
+        self.assertFalse(resting.is_open)
+        self.assertEqual((resting.expired, resting.remaining, resting.cancelled), (10, 0, 0))
+        self.assertEqual(self.acct.reserved_cash, 0)
+        self.ex.on_trade(Trade("005930", limit - 100, 50))  # the next day's prices do not fill it
+        self.assertEqual(resting.filled, 0)
+        with self.assertRaises(OrderReject):
+            self.ex.cancel(resting, None, NOW)
+
     def test_cash_and_holdings_guard(self) -> None:
         with self.assertRaises(OrderReject) as err:
             self.ex.place(self.acct, "005930", BUY, LIMIT, 2_000, 71_900, NOW)

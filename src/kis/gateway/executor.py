@@ -119,9 +119,18 @@ class OrderExecutor:
             if free <= 0:
                 await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            today = self.orders.trade_date()
             async with self.sessions() as s:
-                batch = (await s.scalars(select(Order).where(Order.status == S.ACCEPTED.value)
+                stale = (await s.scalars(select(Order).where(Order.status == S.ACCEPTED.value,
+                                                             Order.trade_date < today))).all()
+                batch = (await s.scalars(select(Order).where(Order.status == S.ACCEPTED.value,
+                                                             Order.trade_date == today)
                                          .order_by(Order.created_at).limit(free))).all()
+            for o in stale:
+                await self._set(o, "expire", {"cancelled_qty": o.qty - o.filled_qty, "reject_code": "EXPIRED_UNSENT",
+                                              "reject_message": f"accepted on {o.trade_date} and never sent; a day "
+                                                                "order does not carry over to the next trading day"},
+                                "order_expired", {"reason": "unsent at the end of its trading day"})
             if not batch:
                 return
             if await self.orders.kill_switch.is_active():

@@ -43,6 +43,10 @@ TRANSITIONS: dict[str, dict[S, S | str]] = {
     "cancel_done": {S.CANCEL_PENDING: S.CANCELLED, S.MODIFY_PENDING: S.CANCELLED, S.SUBMITTED: S.CANCELLED,
                     S.PARTIALLY_FILLED: S.CANCELLED, S.UNKNOWN: S.CANCELLED},
     "cancel_failed": {S.CANCEL_PENDING: "working"},
+    # KRX day orders end with their trading day: what was never sent is not sent the next morning, and
+    # what still rested at KIS is no longer working.
+    "expire": {S.ACCEPTED: S.CANCELLED, S.SUBMITTED: S.CANCELLED, S.PARTIALLY_FILLED: S.CANCELLED,
+               S.MODIFY_PENDING: S.CANCELLED, S.CANCEL_PENDING: S.CANCELLED},
 }
 
 

@@ -87,29 +87,35 @@ class Reconciler:
             open_orders = (await s.scalars(select(Order).where(
                 Order.status.notin_([st.value for st in TERMINAL]), Order.status != S.ACCEPTED.value))).all()
             today_orders = (await s.scalars(select(Order).where(Order.trade_date == today))).all()
-        accounts = {o.account_no for o in open_orders} | {o.account_no for o in today_orders}
+        # An order is only ever compared with KIS's orders of its own trading day: a leftover from an earlier
+        # day must not be matched to (or settled by) today's orders.
+        days = {(o.account_no, o.trade_date) for o in open_orders} | {(o.account_no, today) for o in today_orders}
         corrections = 0
-        for account_no in accounts:
+        for account_no, day in sorted(days):
             ref = self.orders.accounts.resolve(account_no).ref
             try:
-                rows = await broker.daily_orders(ref, today, priority=Priority.ORDER)
+                rows = await broker.daily_orders(ref, day, priority=Priority.ORDER)
             except KisError as err:
                 self.last_error = f"daily-ccld {err.code}"
-                log.warning("reconcile_ccld_failed", code=err.code)
+                log.warning("reconcile_ccld_failed", code=err.code, day=day)
                 continue
-            corrections += await self._orders(account_no, rows)
-            corrections += await self._positions(account_no, today)
+            corrections += await self._orders(account_no, day, rows)
+            if day == today:
+                corrections += await self._positions(account_no, today)
+            else:
+                corrections += await self._expire(account_no, day)
+        accounts = {account_no for account_no, _ in days}
         self.runs += 1
         self.corrections += corrections
         self.last_run = self.clock.now().isoformat()
         self.last_error = None
         return {"reconciled": True, "accounts": len(accounts), "corrections": corrections, "at": self.last_run}
 
-    async def _orders(self, account_no: str, rows: list[BrokerOrderRow]) -> int:
+    async def _orders(self, account_no: str, day: str, rows: list[BrokerOrderRow]) -> int:
         by_no = {r.order_no: r for r in rows}
         async with self.sessions() as s:
             refs = (await s.scalars(select(BrokerOrderRef))).all()
-            mine = (await s.scalars(select(Order).where(Order.account_no == account_no,
+            mine = (await s.scalars(select(Order).where(Order.account_no == account_no, Order.trade_date == day,
                                                         Order.status != S.ACCEPTED.value))).all()
         claimed = {r.broker_order_no for r in refs}
         refs_by_order: dict[str, list[BrokerOrderRef]] = defaultdict(list)
@@ -221,6 +227,31 @@ class Reconciler:
                 await self._finish_modify(fresh, latest)
                 corrections += 1
         return corrections
+
+    async def _expire(self, account_no: str, day: str) -> int:
+        """Orders of a finished trading day still working here, after that day's fills were settled above:
+        KIS ended them with the day, so their remainder is cancelled. UNKNOWN ones are left to the rule
+        for unknown outcomes (linked or, after the grace, not found)."""
+        async with self.sessions() as s:
+            working = (await s.scalars(select(Order).where(
+                Order.account_no == account_no, Order.trade_date == day,
+                Order.status.in_([S.SUBMITTED.value, S.PARTIALLY_FILLED.value, S.MODIFY_PENDING.value,
+                                  S.CANCEL_PENDING.value])))).all()
+        expired = 0
+        for o in working:
+            now = self.clock.now()
+            async with self.sessions() as s, s.begin():
+                result = await s.execute(update(Order).where(Order.id == o.id, Order.version == o.version).values(
+                    status=next_state(o.status, "expire", o.filled_qty).value, pending_price=None,
+                    cancelled_qty=o.qty - o.filled_qty, updated_at=now, version=o.version + 1))
+                if result.rowcount != 1:
+                    continue  # changed meanwhile: the next round looks again
+                self.audit.add(s, "order_expired", o.correlation_id, {
+                    "order_id": o.id, "from": o.status, "trade_date": day, "filled_qty": o.filled_qty,
+                    "expired_qty": o.qty - o.filled_qty, "reason": "its trading day ended at KIS"})
+            log.info("order_expired", order_id=o.id, trade_date=day)
+            expired += 1
+        return expired
 
     async def _finish_modify(self, o: Order, row: BrokerOrderRow) -> None:
         now = self.clock.now()

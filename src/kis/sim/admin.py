@@ -84,6 +84,7 @@ def admin_routes(rest: SimRestApp) -> list[Route]:
                     sim.clock.advance(float(body["advance_s"]))
                 if "set" in body:
                     sim.clock.set_now(datetime.fromisoformat(str(body["set"])))
+                sim.roll_day()  # a jump past midnight ends the day's open orders at once
                 if "session_mode" in body:
                     if body["session_mode"] not in ("always", "krx"):
                         return _error("session_mode is 'always' or 'krx'")

@@ -86,6 +86,7 @@ class Simulator:
         self.flush_listeners: list[FlushListener] = []
         self._task: asyncio.Task[None] | None = None
         self._feed_changed = asyncio.Event()
+        self._day: str | None = None  # the trading date the open orders belong to
 
     # --- sessions (market hours on the sim clock) ----------------------------------------------------
 
@@ -136,6 +137,14 @@ class Simulator:
                 return
             seconds = self.config.tick_interval_s
 
+    def roll_day(self) -> None:
+        """On the first look at a new date, the previous days' open orders end (KRX day orders)."""
+        today = self.clock.now().strftime("%Y%m%d")
+        if today != self._day:
+            if self._day is not None:
+                self.exchange.end_day(today)
+            self._day = today
+
     def feed_changed(self) -> None:
         self._feed_changed.set()
 
@@ -149,6 +158,7 @@ class Simulator:
         """One market step: every watched symbol trades, resting orders match, listeners hear it."""
         kr_open, us_open = self.kr_open(), self.us_open()
         self.market.mark_time()
+        self.roll_day()
         active_kr = {code for (mkt, code), n in self.interest.items() if mkt == "KR" and n > 0}
         active_kr.update(code for code, book in self.exchange.open_by_code.items() if book)
         if kr_open:

@@ -82,11 +82,12 @@ class Order:
     filled: int = 0
     filled_amount: int = 0
     cancelled: int = 0  # qty cancelled or moved to a modifying order
+    expired: int = 0  # qty still open when its trading day ended (KRX day orders do not carry over)
     reserved_cash: int = 0
 
     @property
     def remaining(self) -> int:
-        return self.qty - self.filled - self.cancelled
+        return self.qty - self.filled - self.cancelled - self.expired
 
     @property
     def is_open(self) -> bool:
@@ -224,6 +225,18 @@ class Exchange:
         self.orders[record.odno] = record
         self._notify(record, "ack", move, orig.price, record.ord_tmd)
         return record
+
+    def end_day(self, today: str) -> int:
+        """Orders placed before ``today`` that are still open end with their day: reservations are released
+        and nothing of them fills later. Returns how many ended."""
+        ended = 0
+        for order in list(self.orders.values()):
+            if order.is_open and order.ord_dt < today:
+                self._release(order, order.remaining)
+                order.expired += order.remaining
+                self._prune(order)
+                ended += 1
+        return ended
 
     def _release(self, order: Order, qty: int) -> None:
         if order.side == BUY:
