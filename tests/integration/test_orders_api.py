@@ -272,6 +272,8 @@ class ModifyCancelTest(OrderCase):
         self.assertEqual(r.status_code, 200, r.text)
         self.assertEqual(r.json()["price"], new_price)
         self.assertEqual(r.json()["status"], "SUBMITTED")
+        again = await self.gw.post(f"/v1/orders/{order_id}/modify", json={"price": new_price})  # a retry
+        self.assertEqual((again.status_code, again.json()["price"]), (200, new_price))
         r = await self.gw.post(f"/v1/orders/{order_id}/cancel")
         self.assertEqual(r.status_code, 200, r.text)
         self.assertEqual(r.json()["status"], "CANCELLED")

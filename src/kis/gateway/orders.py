@@ -248,6 +248,8 @@ class OrderService:
             raise ApiError(400, "INVALID_QTY", f"a modify re-prices the whole remaining quantity ({remaining}); "
                                                f"qty may only be the order's qty ({o.qty}) or what remains "
                                                f"({remaining}). Cancel to reduce.")
+        if price == o.price:
+            return order_view(o)  # already at that price (a retried modify): nothing to send to KIS
         broker = self._require_broker()
         with_kill = await self.kill_switch.is_active()
         if with_kill:
