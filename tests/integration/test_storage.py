@@ -393,6 +393,15 @@ class SqliteStorageTest(StorageContract, unittest.IsolatedAsyncioTestCase):
     def connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
+    def run_script(self, sql: str) -> None:
+        """Run operator SQL as sqlite3 would from the runbook: one script, committed."""
+        conn = self.connect()
+        try:
+            conn.executescript(sql)
+            conn.commit()
+        finally:
+            conn.close()
+
     async def raw_execute(self, sql: str) -> None:
         conn = self.connect()
         try:
@@ -426,12 +435,7 @@ class SqliteStorageTest(StorageContract, unittest.IsolatedAsyncioTestCase):
         await self.init()
         ks = await self.switch()
         self.assertTrue(await ks.is_active())
-        conn = self.connect()
-        try:
-            conn.executescript(SEED_DEACTIVATE_SQL)
-            conn.commit()
-        finally:
-            conn.close()
+        self.run_script(SEED_DEACTIVATE_SQL)
         status = await ks.status()
         self.assertEqual((status["kill_switch"], status["reason"]), ("INACTIVE", REASON_KO))
         r = await kill_switch_cli(self.db_url, "status")
@@ -442,23 +446,13 @@ class SqliteStorageTest(StorageContract, unittest.IsolatedAsyncioTestCase):
         rows = await self.raw_fetch(SEED_EVENTS_BY_CORRELATION_SQL)  # §3.4's lookup
         self.assertEqual([row[2] for row in rows], ["kill_switch_deactivated"])
 
-        conn = self.connect()
-        try:
-            conn.executescript(SEED_REACTIVATE_SQL)
-            conn.commit()
-        finally:
-            conn.close()
+        self.run_script(SEED_REACTIVATE_SQL)
         self.assertTrue(await ks.is_active())
         self.assertEqual((await ks.status())["reason"], "운영자 결정: 안전을 위해 모든 거래 중단")
         # Rows from the runbook's SQL and from the code interleave; the latest still wins.
         await ks.set(False, "코드로 해제", "ops")
         self.assertFalse(await ks.is_active())
-        conn = self.connect()
-        try:
-            conn.executescript(SEED_REACTIVATE_SQL)
-            conn.commit()
-        finally:
-            conn.close()
+        self.run_script(SEED_REACTIVATE_SQL)
         self.assertTrue(await ks.is_active())
         # And the log stays append-only for hand-typed SQL too.
         conn = self.connect()
